@@ -1,0 +1,81 @@
+"""What the three CLIP models of this repository share: where the checkpoint is,
+which device and precision to run on, and the checkpoint's identity.
+
+clip_text/1 and clip_metadata/1 link to this file, so the repository stays
+self-contained (Triton puts each model's version folder on sys.path).
+
+The checkpoint is any Hugging Face CLIP directory (CLIPModel weights, tokenizer,
+image-processor config). It is found in VIZSEARCH_MODEL_DIR, else the model
+config's `model_dir` parameter; VIZSEARCH_MODEL names it in metadata.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+DEFAULT_MODEL_DIR = "/models/clip"
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def model_dir(model_config: dict) -> Path:
+    configured = model_config.get("parameters", {}).get("model_dir", {}).get("string_value")
+    path = Path(os.environ.get("VIZSEARCH_MODEL_DIR") or configured or DEFAULT_MODEL_DIR)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no Hugging Face CLIP checkpoint (config.json) in {path}")
+    return path
+
+
+def clip_config(path: Path) -> dict:
+    return json.loads((path / "config.json").read_text())
+
+
+def image_size(path: Path) -> int:
+    """Side of the square the vision tower sees (after resize and centre crop)."""
+    return int(clip_config(path)["vision_config"].get("image_size", 224))
+
+
+def embedding_dim(path: Path) -> int:
+    return int(clip_config(path).get("projection_dim", 512))
+
+
+def max_text_tokens(path: Path) -> int:
+    return int(clip_config(path)["text_config"].get("max_position_embeddings", 77))
+
+
+def weights_version(path: Path) -> str:
+    """sha256 over the weight files' names and bytes: changes exactly when the weights do."""
+    digest = hashlib.sha256()
+    for weights in sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES):
+        digest.update(weights.name.encode())
+        with weights.open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def tower_config(path: Path, tower: str):
+    """The config of one tower ("vision" or "text") carrying the checkpoint's projection size,
+    which CLIPModel keeps at the top level and a tower config would otherwise default."""
+    from transformers import CLIPConfig
+
+    config = CLIPConfig.from_pretrained(path)
+    tower_config = getattr(config, f"{tower}_config")
+    tower_config.projection_dim = config.projection_dim
+    return tower_config
+
+
+def device_and_dtype(args: dict):
+    """GPU instances run in half precision; CPU instances in fp32."""
+    import torch
+
+    if args.get("model_instance_kind") == "GPU" and torch.cuda.is_available():
+        return torch.device(f"cuda:{args['model_instance_device_id']}"), torch.float16
+    return torch.device("cpu"), torch.float32
+
+
+def l2_normalised_fp32(embeddings):
+    import torch
+
+    embeddings = embeddings.float()
+    return torch.nn.functional.normalize(embeddings, dim=-1).cpu().numpy()

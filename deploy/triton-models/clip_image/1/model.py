@@ -1,0 +1,56 @@
+"""clip_image: UINT8 pixels [N, S, S, 3] (resized and centre-cropped RGB) -> L2-normalised FP32 embeddings [N, D].
+
+Normalisation (rescale to [0, 1], CLIP mean and std) happens here, on the device,
+so clients send compact uint8 tensors.
+"""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+import clip_runtime
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        path = clip_runtime.model_dir(auto_complete_model_config.as_dict())
+        size = clip_runtime.image_size(path)
+        auto_complete_model_config.add_input({"name": "PIXELS", "data_type": "TYPE_UINT8", "dims": [size, size, 3]})
+        auto_complete_model_config.add_output(
+            {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": [clip_runtime.embedding_dim(path)]}
+        )
+        return auto_complete_model_config
+
+    def initialize(self, args):
+        import torch
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+        path = clip_runtime.model_dir(json.loads(args["model_config"]))
+        self.device, self.dtype = clip_runtime.device_and_dtype(args)
+        self.model = CLIPVisionModelWithProjection.from_pretrained(
+            path, config=clip_runtime.tower_config(path, "vision"), dtype=self.dtype
+        ).to(self.device).eval()
+        processor = CLIPImageProcessor.from_pretrained(path)
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0
+        self.std = torch.tensor(processor.image_std, device=self.device).reshape(shape) * 255.0
+
+    def execute(self, requests):
+        import torch
+
+        # Dynamic batching hands over several requests: run them as one batch.
+        pixels = [pb_utils.get_input_tensor_by_name(r, "PIXELS").as_numpy() for r in requests]
+        counts = [p.shape[0] for p in pixels]
+        with torch.inference_mode():
+            batch = torch.from_numpy(np.concatenate(pixels)).to(self.device)
+            batch = (batch.permute(0, 3, 1, 2).float() - self.mean) / self.std
+            embeddings = self.model(pixel_values=batch.to(self.dtype)).image_embeds
+            embeddings = clip_runtime.l2_normalised_fp32(embeddings)
+        responses, start = [], 0
+        for count in counts:
+            output = pb_utils.Tensor("EMBEDDING", embeddings[start : start + count])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+            start += count
+        return responses

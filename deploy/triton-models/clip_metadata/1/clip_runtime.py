@@ -1,0 +1,1 @@
+../../clip_image/1/clip_runtime.py

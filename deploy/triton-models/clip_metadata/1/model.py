@@ -1,0 +1,33 @@
+"""clip_metadata: any request -> one JSON document describing the checkpoint the
+other two models serve (model id, dimension, weights version, image size, token limit).
+
+Triton's own metadata cannot carry these, and clients (the embedder) need them
+to preprocess correctly and to stamp every vector with the model version.
+"""
+
+import json
+import os
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+import clip_runtime
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        path = clip_runtime.model_dir(json.loads(args["model_config"]))
+        document = {
+            "model_id": os.environ.get("VIZSEARCH_MODEL") or str(path),
+            "dimension": clip_runtime.embedding_dim(path),
+            "version": clip_runtime.weights_version(path),
+            "image_size": clip_runtime.image_size(path),
+            "max_text_tokens": clip_runtime.max_text_tokens(path),
+        }
+        self.document = np.array([json.dumps(document).encode()], dtype=np.object_)
+
+    def execute(self, requests):
+        return [
+            pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("METADATA", self.document)])
+            for _ in requests
+        ]

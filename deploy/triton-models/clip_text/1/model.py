@@ -1,0 +1,53 @@
+"""clip_text: UTF-8 texts [N, 1] -> L2-normalised FP32 embeddings [N, D].
+
+Tokenised here with the checkpoint's own CLIPTokenizer (truncated to the model's
+77 tokens, padded), so every client gets the reference tokenisation.
+"""
+
+import json
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+import clip_runtime
+
+
+class TritonPythonModel:
+    @staticmethod
+    def auto_complete_config(auto_complete_model_config):
+        path = clip_runtime.model_dir(auto_complete_model_config.as_dict())
+        auto_complete_model_config.add_input({"name": "TEXT", "data_type": "TYPE_STRING", "dims": [1]})
+        auto_complete_model_config.add_output(
+            {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": [clip_runtime.embedding_dim(path)]}
+        )
+        return auto_complete_model_config
+
+    def initialize(self, args):
+        from transformers import CLIPTextModelWithProjection, CLIPTokenizer
+
+        path = clip_runtime.model_dir(json.loads(args["model_config"]))
+        self.device, self.dtype = clip_runtime.device_and_dtype(args)
+        self.model = CLIPTextModelWithProjection.from_pretrained(
+            path, config=clip_runtime.tower_config(path, "text"), dtype=self.dtype
+        ).to(self.device).eval()
+        self.tokenizer = CLIPTokenizer.from_pretrained(path)
+        self.max_tokens = clip_runtime.max_text_tokens(path)
+
+    def execute(self, requests):
+        import torch
+
+        texts = [pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy().reshape(-1) for r in requests]
+        counts = [t.shape[0] for t in texts]
+        decoded = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.concatenate(texts)]
+        tokens = self.tokenizer(
+            decoded, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            embeddings = self.model(**tokens).text_embeds
+            embeddings = clip_runtime.l2_normalised_fp32(embeddings)
+        responses, start = [], 0
+        for count in counts:
+            output = pb_utils.Tensor("EMBEDDING", embeddings[start : start + count])
+            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+            start += count
+        return responses

@@ -1,0 +1,1 @@
+"""vizsearch services: embedder, indexer, query, gateway, and the code they share."""

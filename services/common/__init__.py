@@ -1,0 +1,1 @@
+"""Code shared by every vizsearch service: config, logging, gRPC plumbing, clients, generated stubs."""

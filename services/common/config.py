@@ -1,0 +1,36 @@
+"""Configuration: every service reads one pydantic-settings model from VIZSEARCH_* variables.
+
+The knobs shared by all services live here; each service's config.py extends
+ServiceSettings with its own. The README lists every variable.
+"""
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "VIZSEARCH_"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the service listens on (0.0.0.0 in a pod).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field("json", description="json: one JSON object per line.")
+    metrics_port: int = Field(description="Port of the Prometheus /metrics endpoint; 0 disables it.")
+    grpc_port: int = Field(description="Port of the service's gRPC server.")
+    shutdown_grace_s: float = Field(10.0, description="Seconds in-flight calls get to finish on SIGTERM.")
+
+
+class StorageSettings(BaseSettings):
+    """Object storage (MinIO, or any S3 API): where datasets are dropped."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    s3_endpoint: str = Field("127.0.0.1:9000", description="host:port of the S3 API.")
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = Field(False, description="Use HTTPS towards the S3 API.")
+    s3_region: str = "us-east-1"
+    bucket: str = Field("vizsearch", description="Bucket whose top-level prefixes are datasets.")

@@ -1,0 +1,124 @@
+"""Runs a service's gRPC server the same way everywhere: health and reflection,
+request ids, structured access logs, metrics, deadlines and graceful shutdown."""
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from services.common import logs, metrics
+from services.common.config import ServiceSettings
+
+logger = logging.getLogger(__name__)
+_QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Per call: takes or mints the request id, refuses calls whose deadline has
+    passed, and records one access-log line and the RPC metrics."""
+
+    def __init__(self, service: str):
+        self.service = service
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method
+        if handler is None or handler.unary_unary is None or method.startswith(_QUIET_PREFIXES):
+            return handler
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        rid = metadata.get(logs.REQUEST_ID_HEADER) or logs.new_request_id()
+        inner = handler.unary_unary
+        name = method.rsplit("/", 1)[-1]
+
+        async def observed(request, context: grpc.aio.ServicerContext):
+            token = logs.request_id.set(rid)
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            metrics.RPC_IN_FLIGHT.labels(self.service).inc()
+            try:
+                await context.send_initial_metadata(((logs.REQUEST_ID_HEADER, rid),))
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
+                return await inner(request, context)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                if code is grpc.StatusCode.UNKNOWN:
+                    logger.exception("unhandled error in %s", method)
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.RPC_IN_FLIGHT.labels(self.service).dec()
+                metrics.RPC_REQUESTS.labels(self.service, name, code.name).inc()
+                metrics.RPC_LATENCY.labels(self.service, name).observe(elapsed)
+                logs.log(logger, logging.INFO, "rpc", method=name, code=code.name, ms=round(elapsed * 1000, 2))
+                logs.request_id.reset(token)
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+async def serve(
+    service: str,
+    settings: ServiceSettings,
+    register: Callable[[grpc.aio.Server], Sequence[str]],
+    ready: Awaitable[None] | None = None,
+    on_stop: Callable[[], object] | None = None,
+) -> None:
+    """Serves until SIGTERM or SIGINT. `register` adds the servicers and returns
+    their full service names (for health and reflection). Health reports
+    NOT_SERVING until `ready` (say, waiting for a backend) completes."""
+    server = grpc.aio.server(
+        interceptors=[ObservabilityInterceptor(service)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    names = list(register(server))
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    address = f"{settings.host}:{settings.grpc_port}"
+    if server.add_insecure_port(address) == 0:
+        raise SystemExit(f"cannot listen on {address}")
+    metrics.serve_metrics(settings.host, settings.metrics_port)
+    await server.start()
+    logs.log(logger, logging.INFO, "listening", address=address, metrics_port=settings.metrics_port)
+
+    async def report_serving():
+        for name in ("", *names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if ready is not None:
+            await ready
+        for name in ("", *names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        logs.log(logger, logging.INFO, "serving", address=address)
+
+    readiness = asyncio.create_task(report_serving())
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    readiness.cancel()
+    logs.log(logger, logging.INFO, "stopping", grace_s=settings.shutdown_grace_s)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_s)
+    if on_stop is not None:
+        result = on_stop()
+        if asyncio.iscoroutine(result):
+            await result

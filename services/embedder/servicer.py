@@ -1,0 +1,170 @@
+"""The Embedder gRPC service: validates requests, prepares images on a thread
+pool, and has Triton embed them. One bad image fails only its own item."""
+
+import asyncio
+import hashlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+import prometheus_client
+
+from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge
+from services.embedder import images
+from services.embedder.config import EmbedderSettings
+from services.embedder.triton import TritonClip, TritonUnavailable
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = prometheus_client.Histogram(
+    "vizsearch_embedder_batch_size", "Items per embedding call.", ["kind"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+ITEM_ERRORS = prometheus_client.Counter(
+    "vizsearch_embedder_item_errors_total", "Images that could not be embedded, by status code.", ["code"]
+)
+
+
+@dataclass
+class PreparedImage:
+    """An image ready for the model, or the reason it is not."""
+
+    pixels: np.ndarray | None = None
+    width: int = 0
+    height: int = 0
+    sha256: str = ""
+    error_code: grpc.StatusCode | None = None
+    error: str = ""
+
+
+class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
+    def __init__(self, settings: EmbedderSettings, triton: TritonClip, store: ObjectStore):
+        self.settings = settings
+        self.triton = triton
+        self.store = store
+        self.pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
+        self.model: common_pb2.ModelInfo | None = None
+
+    async def load_model_info(self, timeout_s: float) -> common_pb2.ModelInfo:
+        """Asks Triton which checkpoint it serves; the embedder is ready once this succeeds."""
+        self.model = common_pb2.ModelInfo(**await self.triton.metadata(timeout_s))
+        return self.model
+
+    async def GetModelInfo(self, request, context):
+        return await self._model(context)
+
+    async def EmbedTexts(self, request: embedder_pb2.EmbedTextsRequest, context):
+        model = await self._model(context)
+        texts = list(request.texts)
+        await self._check_batch(len(texts), "texts", context)
+        for i, text in enumerate(texts):
+            if not text.strip():
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"texts[{i}] is empty")
+            if len(text) > self.settings.max_text_chars:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"texts[{i}] has {len(text)} characters, over the limit of {self.settings.max_text_chars}",
+                )
+        BATCH_SIZE.labels("text").observe(len(texts))
+        vectors = await self._call_triton(self.triton.embed_texts(texts, self._timeout(context)), context)
+        return embedder_pb2.EmbedTextsResponse(model=model, vectors=[common_pb2.Vector(values=v) for v in vectors])
+
+    async def EmbedImages(self, request: embedder_pb2.EmbedImagesRequest, context):
+        model = await self._model(context)
+        await self._check_batch(len(request.images), "images", context)
+        loop = asyncio.get_running_loop()
+        prepared: list[PreparedImage] = await asyncio.gather(
+            *(loop.run_in_executor(self.pool, self._prepare, item, model.image_size) for item in request.images)
+        )
+        for i, item in enumerate(prepared):
+            if item.error_code is not None:
+                ITEM_ERRORS.labels(item.error_code.name).inc()
+                if request.fail_on_item_error:
+                    await context.abort(item.error_code, f"images[{i}]: {item.error}")
+        good = [i for i, item in enumerate(prepared) if item.pixels is not None]
+        BATCH_SIZE.labels("image").observe(len(good))
+        vectors = {}
+        if good:
+            pixels = np.stack([prepared[i].pixels for i in good])
+            embedded = await self._call_triton(self.triton.embed_pixels(pixels, self._timeout(context)), context)
+            vectors = dict(zip(good, embedded))
+        results = []
+        for i, item in enumerate(prepared):
+            result = embedder_pb2.ImageEmbedding(width=item.width, height=item.height, sha256=item.sha256)
+            if i in vectors:
+                result.vector.values.extend(vectors[i])
+            else:
+                result.error.code = item.error_code.value[0]
+                result.error.message = item.error
+            results.append(result)
+        return embedder_pb2.EmbedImagesResponse(model=model, results=results)
+
+    def _prepare(self, item: common_pb2.ImageInput, image_size: int) -> PreparedImage:
+        """Fetch (for a reference), decode, crop and resize one image; runs on the pool."""
+        try:
+            data = self._image_bytes(item)
+            digest = hashlib.sha256(data).hexdigest()
+            image = images.decode(data, self.settings.max_image_pixels)
+            width, height = image.size
+            if item.HasField("box"):
+                b = item.box
+                image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2))
+            pixels = images.to_model_pixels(image, image_size)
+            return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest)
+        except ObjectNotFound as error:
+            return PreparedImage(error_code=grpc.StatusCode.NOT_FOUND, error=str(error))
+        except (images.BadImage, ObjectTooLarge) as error:
+            return PreparedImage(error_code=grpc.StatusCode.INVALID_ARGUMENT, error=str(error))
+        except Exception as error:  # storage down, or a decoder bug: this item only
+            logger.exception("preparing an image failed")
+            return PreparedImage(error_code=grpc.StatusCode.UNAVAILABLE, error=f"could not read the image: {error}")
+
+    def _image_bytes(self, item: common_pb2.ImageInput) -> bytes:
+        limit = self.settings.max_image_bytes
+        source = item.WhichOneof("source")
+        if source == "data":
+            if len(item.data) > limit:
+                raise ObjectTooLarge(f"image is {len(item.data)} bytes, over the {limit}-byte limit")
+            return item.data
+        if source == "ref":
+            if not item.ref.dataset or not item.ref.key:
+                raise images.BadImage("an image reference needs both dataset and key")
+            return self.store.get(item.ref.dataset, item.ref.key, limit)
+        raise images.BadImage("no image given: set data or ref")
+
+    async def _model(self, context) -> common_pb2.ModelInfo:
+        if self.model is None:
+            try:
+                await self.load_model_info(self._timeout(context))
+            except TritonUnavailable as error:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"the model is not loaded yet: {error}")
+        return self.model
+
+    async def _check_batch(self, count: int, field: str, context) -> None:
+        if count == 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field} is empty: give at least one")
+        if count > self.settings.max_batch_items:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{field} has {count} items, over the limit of {self.settings.max_batch_items} per call",
+            )
+
+    def _timeout(self, context) -> float:
+        """Triton calls end with the caller's deadline, or the configured limit if sooner."""
+        remaining = context.time_remaining()
+        return self.settings.triton_timeout_s if remaining is None else min(remaining, self.settings.triton_timeout_s)
+
+    async def _call_triton(self, call, context):
+        try:
+            return await call
+        except TritonUnavailable as error:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, f"deadline passed waiting for Triton: {error}")
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

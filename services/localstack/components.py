@@ -1,0 +1,153 @@
+"""What the local stack runs: for each component, its command, environment and health check."""
+
+import os
+import shutil
+import sys
+import sysconfig
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.localstack.config import REPO, StackSettings
+
+TRITON_MODELS = ("clip_image", "clip_text", "clip_metadata")
+
+
+@dataclass
+class Component:
+    name: str
+    command: list[str]
+    endpoints: dict[str, str]
+    healthy: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] = lambda: None  # before start
+    provision: Callable[[], None] = lambda: None  # once healthy (idempotent)
+
+
+def _http_ok(url: str, needle: str = "") -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200 and needle in response.read().decode(errors="replace")
+    except OSError:
+        return False
+
+
+def grpc_serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _redis_up(port: int) -> bool:
+    import redis
+
+    try:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2).ping()
+    except redis.RedisError:
+        return False
+
+
+def _create_bucket(port: int) -> None:
+    from services.common.config import StorageSettings
+    from services.common.storage import ObjectStore
+
+    ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{port}")).ensure_bucket()
+
+
+def _venv_bin() -> Path:
+    return Path(sys.executable).parent
+
+
+def _pytriton_dir() -> Path:
+    import pytriton
+
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def _prepare_triton_backends(backends: Path) -> None:
+    """Triton's python backend runs a stub that must sit beside libtriton_python.so;
+    the bundled one matching this Python is copied into the run directory."""
+    source = _pytriton_dir()
+    target = backends / "python"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source / "backends" / "python", target)
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    shutil.copy2(source / "python_backend_stubs" / version / "triton_python_backend_stub", target)
+
+
+def _triton_env(settings: StackSettings) -> dict[str, str]:
+    # The stub runs the first python3 on PATH (the venv's, which has torch and
+    # transformers) and must load this interpreter's libpython.
+    libdirs = [sysconfig.get_config_var("LIBDIR"), str(_pytriton_dir().parent.parent / "nvidia_pytriton.libs")]
+    return {
+        "PATH": f"{_venv_bin()}:{os.environ.get('PATH', '')}",
+        "LD_LIBRARY_PATH": ":".join(filter(None, [*libdirs, os.environ.get("LD_LIBRARY_PATH", "")])),
+        "VIZSEARCH_MODEL_DIR": str(settings.model_dir),
+        "VIZSEARCH_MODEL": settings.model or "clip-random-tiny",
+        "OMP_NUM_THREADS": str(os.cpu_count() or 1),
+    }
+
+
+def components(settings: StackSettings) -> list[Component]:
+    """The stack in start order; each depends only on those before it."""
+    run, python = settings.run_dir, sys.executable
+    backends = run / "triton" / "backends"
+    s = settings
+    return [
+        Component(
+            "redis",
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(s.redis_port), "--save", "", "--appendonly", "no",
+             "--dir", str(run / "redis")],
+            {"redis": f"redis://127.0.0.1:{s.redis_port}/0"},
+            lambda: _redis_up(s.redis_port),
+            prepare=lambda: (run / "redis").mkdir(parents=True, exist_ok=True),
+        ),
+        Component(
+            "storage",
+            [str(_venv_bin() / "localbucket"), "--host", "127.0.0.1", "--port", str(s.storage_port),
+             str(run / "storage")],
+            {"s3": f"http://127.0.0.1:{s.storage_port}"},
+            lambda: _http_ok(f"http://127.0.0.1:{s.storage_port}/"),
+            prepare=lambda: (run / "storage").mkdir(parents=True, exist_ok=True),
+            provision=lambda: _create_bucket(s.storage_port),
+        ),
+        Component(
+            "milvus",
+            [python, "-m", "services.localstack.milvus_server", "--data", str(run / "milvus"),
+             "--port", str(s.milvus_port), "--metrics-port", str(s.milvus_metrics_port)],
+            {"milvus": f"http://127.0.0.1:{s.milvus_port}"},
+            lambda: _http_ok(f"http://127.0.0.1:{s.milvus_metrics_port}/healthz", "OK"),
+        ),
+        Component(
+            "triton",
+            [str(_pytriton_dir() / "bin" / "tritonserver"), f"--model-repository={REPO / 'deploy' / 'triton-models'}",
+             f"--backend-directory={backends}", "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0",
+             "--http-address=127.0.0.1", f"--http-port={s.triton_http_port}",
+             "--grpc-address=127.0.0.1", f"--grpc-port={s.triton_grpc_port}",
+             "--metrics-address=127.0.0.1", f"--metrics-port={s.triton_metrics_port}"],
+            {"triton-http": f"http://127.0.0.1:{s.triton_http_port}", "triton-grpc": f"127.0.0.1:{s.triton_grpc_port}"},
+            # Server readiness is not enough: each model must be loaded.
+            lambda: all(_http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/models/{m}/ready") for m in TRITON_MODELS),
+            env=_triton_env(s),
+            prepare=lambda: _prepare_triton_backends(backends),
+        ),
+        Component(
+            "embedder",
+            [python, "-m", "services.embedder"],
+            {"embedder": f"127.0.0.1:{s.embedder_port}", "embedder-metrics": f"http://127.0.0.1:{s.embedder_metrics_port}/metrics"},
+            lambda: grpc_serving(f"127.0.0.1:{s.embedder_port}"),
+            env={
+                "VIZSEARCH_GRPC_PORT": str(s.embedder_port),
+                "VIZSEARCH_METRICS_PORT": str(s.embedder_metrics_port),
+                "VIZSEARCH_TRITON_URL": f"127.0.0.1:{s.triton_grpc_port}",
+                "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
+            },
+        ),
+    ]

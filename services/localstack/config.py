@@ -1,0 +1,34 @@
+"""The local stack's settings: ports and places, each overridable by VIZSEARCH_* variables."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.config import ENV_PREFIX
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    run_dir: Path = Field(REPO / ".run", description="Logs, PIDs and every server's data.")
+    model: str = Field(
+        "", description="CLIP checkpoint directory (or hub id) to serve; empty: a small random CLIP built on first start."
+    )
+    redis_port: int = 6380
+    storage_port: int = 9000
+    milvus_port: int = 19530
+    milvus_metrics_port: int = 9091
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    embedder_port: int = 50054
+    embedder_metrics_port: int = 9104
+    start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")
+    stop_grace_s: float = Field(10.0, description="Seconds a component gets to exit on SIGTERM before SIGKILL.")
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.model) if self.model else self.run_dir / "models" / "clip-random-tiny"

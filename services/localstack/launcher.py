@@ -1,0 +1,196 @@
+"""Starts, stops and reports the local stack's processes.
+
+Each component runs in its own session (process group) with its log under
+<run>/logs and its PID, with the process's start time, under <run>/pids. Stop
+signals exactly those process groups, and only while the recorded PID still
+belongs to the process that was started (a reused PID is left alone).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.localstack.components import Component, components
+from services.localstack.config import StackSettings
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Status:
+    name: str
+    pid: int | None
+    state: str  # healthy | starting | unhealthy | stopped | dead
+    endpoints: dict[str, str]
+
+
+def _process_start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), or None once it has exited."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+class Stack:
+    def __init__(self, settings: StackSettings | None = None):
+        self.settings = settings or StackSettings()
+        self.run = self.settings.run_dir
+        self.components = components(self.settings)
+
+    # -- process records -------------------------------------------------
+    def _pid_file(self, name: str) -> Path:
+        return self.run / "pids" / f"{name}.pid"
+
+    def log_file(self, name: str) -> Path:
+        return self.run / "logs" / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The component's PID if the recorded process is still the one we started."""
+        try:
+            pid_text, started = self._pid_file(name).read_text().split()
+        except (OSError, ValueError):
+            return None
+        pid = int(pid_text)
+        return pid if _process_start_time(pid) == started else None
+
+    # -- start -----------------------------------------------------------
+    def up(self, log=print) -> float:
+        """Starts every component not already running and waits until all are healthy."""
+        began = time.monotonic()
+        for sub in ("logs", "pids"):
+            (self.run / sub).mkdir(parents=True, exist_ok=True)
+        self._ensure_model(log)
+        for component in self.components:
+            if self.pid(component.name) is None:
+                self._start(component, log)
+            self._wait_healthy(component, log)
+            component.provision()
+        return time.monotonic() - began
+
+    def _ensure_model(self, log) -> None:
+        model_dir = self.settings.model_dir
+        if (model_dir / "config.json").is_file():
+            return
+        if self.settings.model and not self.settings.model.startswith(("/", ".")):
+            from huggingface_hub import snapshot_download
+
+            log(f"downloading {self.settings.model} ...")
+            target = self.run / "models" / self.settings.model.replace("/", "--")
+            snapshot_download(self.settings.model, local_dir=target)
+            self.settings.model = str(target)
+            self.components = components(self.settings)
+            return
+        if self.settings.model:
+            raise StackError(f"VIZSEARCH_MODEL={self.settings.model} has no Hugging Face CLIP checkpoint (config.json)")
+        from services.embedder.checkpoints import write_random_checkpoint
+
+        log(f"building a random tiny CLIP in {model_dir} (set VIZSEARCH_MODEL to serve a real one)")
+        write_random_checkpoint(model_dir, "tiny")
+
+    def _start(self, component: Component, log) -> None:
+        for endpoint in component.endpoints.values():
+            port = int(endpoint.rsplit(":", 1)[1].split("/")[0])
+            if _port_taken(port):
+                raise StackError(f"{component.name}: port {port} is already taken by another process")
+        component.prepare()
+        env = dict(os.environ, **component.env)
+        with open(self.log_file(component.name), "ab") as log_stream:
+            process = subprocess.Popen(
+                component.command, stdout=log_stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,
+            )
+        self._pid_file(component.name).write_text(f"{process.pid} {_process_start_time(process.pid)}\n")
+        log(f"started {component.name} (pid {process.pid}), log {self.log_file(component.name)}")
+
+    def _wait_healthy(self, component: Component, log) -> None:
+        deadline = time.monotonic() + self.settings.start_timeout_s
+        while time.monotonic() < deadline:
+            if component.healthy():
+                return
+            if self.pid(component.name) is None:
+                raise StackError(f"{component.name} exited while starting:\n{self.tail(component.name)}")
+            time.sleep(0.5)
+        raise StackError(
+            f"{component.name} not healthy after {self.settings.start_timeout_s:.0f}s:\n{self.tail(component.name)}"
+        )
+
+    def tail(self, name: str, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log_file(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    # -- stop ------------------------------------------------------------
+    def down(self, log=print) -> None:
+        """Stops every recorded component, in reverse start order."""
+        for component in reversed(self.components):
+            pid = self.pid(component.name)
+            if pid is not None:
+                self._stop(component.name, pid, log)
+            self._pid_file(component.name).unlink(missing_ok=True)
+
+    def _stop(self, name: str, pid: int, log) -> None:
+        os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.settings.stop_grace_s
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(0.2)
+        if _group_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+            log(f"stopped {name} (pid {pid}) with SIGKILL after {self.settings.stop_grace_s:.0f}s")
+        else:
+            log(f"stopped {name} (pid {pid})")
+        try:
+            os.waitpid(pid, 0)  # reap it if this process started it (the tests do)
+        except ChildProcessError:
+            pass
+
+    # -- report ----------------------------------------------------------
+    def status(self) -> list[Status]:
+        report = []
+        for component in self.components:
+            pid = self.pid(component.name)
+            if pid is None:
+                state = "dead" if self._pid_file(component.name).exists() else "stopped"
+            else:
+                state = "healthy" if component.healthy() else "unhealthy"
+            report.append(Status(component.name, pid, state, component.endpoints))
+        return report
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie leader still counts as a group member; it is not running.
+    try:
+        state = Path(f"/proc/{pgid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state != "Z" or any(_group_members(pgid))
+
+
+def _group_members(pgid: int):
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != pgid:
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                yield int(entry.name)
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
