@@ -1,0 +1,47 @@
+# vizsearch: `make up` brings the local stack up; `make test` runs the tests.
+# Both install what they need first (make setup), on a fresh Debian/Ubuntu machine.
+
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup up down status smoke test proto proto-check bench-embed clean
+
+setup: $(STAMP)
+
+# System packages, then the venv. torch goes first, pinned: the CPU wheel, before
+# anything that depends on torch can pull a multi-GB CUDA build. open_clip_torch
+# only supplies the CLIP BPE vocabulary file, so its dependencies are skipped.
+$(STAMP): pyproject.toml
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e ".[model,local,dev]"
+	$(PYTHON) -m pip install -q --no-deps open_clip_torch==3.3.0
+	@touch $@
+
+up: setup
+	$(PYTHON) -m services.localstack up
+	$(PYTHON) -m services.localstack smoke
+
+down:
+	@test -x $(PYTHON) && $(PYTHON) -m services.localstack down || true
+
+status: setup
+	$(PYTHON) -m services.localstack status
+
+test: setup
+	$(PYTHON) -m pytest
+
+proto: setup
+	$(PYTHON) -m services.common.protogen
+
+proto-check: setup
+	$(PYTHON) -m services.common.protogen --check
+
+bench-embed: setup
+	$(PYTHON) -m tests.bench.bench_embed
+
+clean: down
+	rm -rf .run

@@ -1,0 +1,128 @@
+"""Decoding and preprocessing: every awkward file is either embedded correctly or
+refused with a reason, and pixels match transformers' CLIPImageProcessor."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+from transformers import CLIPImageProcessor
+
+from services.embedder import images
+from services.embedder.checkpoints import write_image_processor
+from tests import imagegen
+
+MAX_PIXELS = 50_000_000
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    path = tmp_path_factory.mktemp("processor")
+    write_image_processor(path, 224)
+    return CLIPImageProcessor.from_pretrained(path)
+
+
+def normalised(pixels: np.ndarray, processor) -> np.ndarray:
+    """What the Triton model computes from the uint8 pixels, channel-first."""
+    mean, std = np.array(processor.image_mean), np.array(processor.image_std)
+    return ((pixels / 255.0 - mean) / std).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("size", [(640, 480), (480, 640), (224, 224), (1000, 333), (97, 301), (12, 9)])
+def test_pixels_match_clip_image_processor(reference, size):
+    image = imagegen.scene(*size, seed=sum(size))
+    ours = normalised(images.to_model_pixels(image, 224), reference)
+    theirs = reference(images=image, return_tensors="np")["pixel_values"][0]
+    assert ours.shape == theirs.shape == (3, 224, 224)
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_exif_orientation_is_applied():
+    upright = imagegen.scene(300, 200, seed=1)
+    decoded = images.decode(imagegen.exif_rotated_jpeg(upright), MAX_PIXELS)
+    assert decoded.size == (300, 200)
+    difference = np.abs(np.asarray(decoded, dtype=int) - np.asarray(upright, dtype=int)).mean()
+    assert difference < 8  # JPEG loss only
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        imagegen.encode(imagegen.scene(64, 48, 2).convert("L"), "PNG"),
+        imagegen.encode(imagegen.scene(64, 48, 2).convert("CMYK"), "JPEG"),
+        imagegen.sixteen_bit_png(64, 48),
+        imagegen.palette_png_with_transparency(64, 48),
+        imagegen.encode(imagegen.scene(64, 48, 2).convert("RGBA"), "PNG"),
+        imagegen.encode(imagegen.scene(64, 48, 2), "WEBP"),
+        imagegen.encode(imagegen.scene(64, 48, 2), "BMP"),
+        imagegen.encode(imagegen.scene(64, 48, 2), "TIFF"),
+        imagegen.encode(imagegen.scene(64, 48, 2), "GIF"),
+    ],
+    ids=["grayscale", "cmyk", "16-bit", "palette-transparent", "rgba", "webp", "bmp", "tiff", "gif"],
+)
+def test_any_mode_becomes_rgb(data):
+    decoded = images.decode(data, MAX_PIXELS)
+    assert decoded.mode == "RGB" and decoded.size == (64, 48)
+
+
+def test_sixteen_bit_keeps_its_range():
+    pixels = np.asarray(images.decode(imagegen.sixteen_bit_png(256, 4), MAX_PIXELS))
+    assert pixels[0, 0, 0] == 0 and pixels[0, -1, 0] == 255 and 100 < pixels[0, 128, 0] < 155
+
+
+def test_transparency_becomes_white():
+    clear = Image.new("RGBA", (8, 8), (10, 200, 10, 0))
+    assert np.asarray(images.decode(imagegen.encode(clear, "PNG"), MAX_PIXELS)).min() == 255
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty file"),
+        (b"this is a text file, not an image", "not an image in a known format"),
+        (imagegen.encode(imagegen.scene(200, 200, 4))[:3000], "corrupt or truncated"),
+    ],
+    ids=["zero-byte", "not-an-image", "truncated"],
+)
+def test_bad_files_are_refused_with_a_reason(data, reason):
+    with pytest.raises(images.BadImage, match=reason):
+        images.decode(data, MAX_PIXELS)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    # 10000 x 10000 of one colour compresses to a few kB but would decode to 300 MB.
+    bomb = imagegen.encode(Image.new("L", (10_000, 10_000)), "PNG")
+    assert len(bomb) < 200_000
+    with pytest.raises(images.BadImage, match="over the limit"):
+        images.decode(bomb, MAX_PIXELS)
+
+
+def test_crop_takes_the_box():
+    image = Image.fromarray(np.arange(100 * 80 * 3, dtype=np.uint32).reshape(80, 100, 3).astype(np.uint8))
+    cropped = images.crop(image, images.Box(10, 20, 30.5, 60))
+    assert cropped.size == (21, 40)
+    assert np.array_equal(np.asarray(cropped), np.asarray(image)[20:60, 10:31])
+
+
+@pytest.mark.parametrize(
+    "box, reason",
+    [
+        (images.Box(30, 10, 10, 40), "empty or inverted"),
+        (images.Box(10, 10, 10, 40), "empty or inverted"),
+        (images.Box(-5, 0, 10, 10), "outside the 100x80 image"),
+        (images.Box(0, 0, 101, 10), "outside the 100x80 image"),
+        (images.Box(0, 0, math.nan, 10), "non-finite"),
+    ],
+)
+def test_bad_boxes_are_refused(box, reason):
+    with pytest.raises(images.BadImage, match=reason):
+        images.crop(Image.new("RGB", (100, 80)), box)
+
+
+def test_reference_and_ours_agree_on_an_exif_rotated_photo(reference):
+    data = imagegen.exif_rotated_jpeg(imagegen.scene(400, 300, seed=9), orientation=8)
+    ours = images.to_model_pixels(images.decode(data, MAX_PIXELS), 224)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
+    theirs = reference(images=upright.convert("RGB"), return_tensors="np")["pixel_values"][0]
+    np.testing.assert_allclose(normalised(ours, reference), theirs, atol=1e-4)

@@ -1,0 +1,67 @@
+"""The launcher starts processes it can account for and stops exactly those."""
+
+import os
+import socket
+
+import pytest
+
+from services.localstack.config import StackSettings
+from services.localstack.launcher import Stack, StackError
+from tests.conftest import shifted_ports
+
+SHIFT = 1_000  # beyond the test stack's ports
+
+
+@pytest.fixture
+def small_stack(tmp_path):
+    """Only Redis and object storage: enough to exercise start, health, records and stop."""
+    ports = {name: port + SHIFT for name, port in shifted_ports().items()}
+    stack = Stack(StackSettings(run_dir=tmp_path, model=str(tmp_path), stop_grace_s=5, **ports))
+    stack.components = [c for c in stack.components if c.name in ("redis", "storage")]
+    stack._ensure_model = lambda log: None
+    yield stack
+    stack.down(log=lambda _: None)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_then_down_leaves_no_process_and_no_port(small_stack):
+    small_stack.up(log=lambda _: None)
+    pids = {s.name: s.pid for s in small_stack.status()}
+    assert [s.state for s in small_stack.status()] == ["healthy", "healthy"]
+    assert all(pid and os.path.exists(f"/proc/{pid}") for pid in pids.values())
+    assert (small_stack.run / "storage" / "vizsearch").is_dir(), "the bucket is created at start"
+
+    small_stack.down(log=lambda _: None)
+    assert [s.state for s in small_stack.status()] == ["stopped", "stopped"]
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids.values())
+    assert not port_open(small_stack.settings.redis_port) and not port_open(small_stack.settings.storage_port)
+    assert list((small_stack.run / "pids").iterdir()) == []
+
+
+def test_up_is_idempotent(small_stack):
+    small_stack.up(log=lambda _: None)
+    first = [s.pid for s in small_stack.status()]
+    small_stack.up(log=lambda _: None)
+    assert [s.pid for s in small_stack.status()] == first
+
+
+def test_a_reused_pid_is_never_signalled(small_stack):
+    (small_stack.run / "pids").mkdir(parents=True)
+    # Our own PID with a start time that is not ours: a record left from another boot.
+    (small_stack.run / "pids" / "redis.pid").write_text(f"{os.getpid()} 1\n")
+    assert small_stack.pid("redis") is None
+    assert small_stack.status()[0].state == "dead"
+    small_stack.down(log=lambda _: None)  # must not kill the test process
+    assert not (small_stack.run / "pids" / "redis.pid").exists()
+
+
+def test_a_taken_port_is_reported_by_name(small_stack):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", small_stack.settings.redis_port))
+        squatter.listen()
+        with pytest.raises(StackError, match=f"redis: port {small_stack.settings.redis_port} is already taken"):
+            small_stack.up(log=lambda _: None)
