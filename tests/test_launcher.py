@@ -61,6 +61,7 @@ def test_a_reused_pid_is_never_signalled(small_stack):
 
 def test_a_taken_port_is_reported_by_name(small_stack):
     with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # earlier tests leave TIME_WAIT
         squatter.bind(("127.0.0.1", small_stack.settings.redis_port))
         squatter.listen()
         with pytest.raises(StackError, match=f"redis: port {small_stack.settings.redis_port} is already taken"):
