@@ -1,6 +1,7 @@
 """The local stack's settings: ports and places, each overridable by VIZSEARCH_* variables."""
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -8,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.config import ENV_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class StackSettings(BaseSettings):
@@ -17,15 +19,15 @@ class StackSettings(BaseSettings):
     model: str = Field(
         "", description="CLIP checkpoint directory (or hub id) to serve; empty: a small random CLIP built on first start."
     )
-    redis_port: int = 6380
-    storage_port: int = 9000
-    milvus_port: int = 19530
-    milvus_metrics_port: int = 9091
-    triton_http_port: int = 8000
-    triton_grpc_port: int = 8001
-    triton_metrics_port: int = 8002
-    embedder_port: int = 50054
-    embedder_metrics_port: int = 9104
+    redis_port: Port = 6380
+    storage_port: Port = 9000
+    milvus_port: Port = 19530
+    milvus_metrics_port: Port = 9091
+    triton_http_port: Port = 8000
+    triton_grpc_port: Port = 8001
+    triton_metrics_port: Port = 8002
+    embedder_port: Port = 50054
+    embedder_metrics_port: Port = 9104
     start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")
     stop_grace_s: float = Field(10.0, description="Seconds a component gets to exit on SIGTERM before SIGKILL.")
 

@@ -25,7 +25,7 @@ from services.localstack.launcher import Stack
 from tests import imagegen
 
 GFLOP_PER_IMAGE = 8.8
-PORT_SHIFT = 20_000
+PORT_SHIFT = 12_000  # beyond the test stacks' ports
 CACHE = Path(os.environ.get("VIZSEARCH_TEST_CACHE", Path.home() / ".cache" / "vizsearch-tests"))
 
 
@@ -73,6 +73,9 @@ def service_texts_per_s(stub, batch: int, rounds: int) -> float:
 
 
 def main() -> None:
+    import transformers
+
+    transformers.logging.set_verbosity_error()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=4)
