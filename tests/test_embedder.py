@@ -143,3 +143,20 @@ def test_metrics_are_exported(stack, embedder):
     assert "vizsearch_grpc_request_seconds_bucket" in text
     assert 'vizsearch_embedder_batch_size_bucket{kind="text"' in text
     assert "vizsearch_grpc_in_flight" in text
+
+
+def test_the_client_channel_passes_the_request_id_on(stack):
+    import asyncio
+
+    from services.common import grpc_client, logs
+    from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
+
+    async def call_as_part_of_a_request():
+        logs.request_id.set("hop-rid-7")
+        async with grpc_client.channel(f"127.0.0.1:{stack.settings.embedder_port}") as channel:
+            stub = embedder_pb2_grpc.EmbedderStub(channel)
+            await stub.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=30)
+
+    asyncio.run(call_as_part_of_a_request())
+    lines = [json.loads(line) for line in stack.log_file("embedder").read_text().splitlines() if line.startswith("{")]
+    assert any(l.get("request_id") == "hop-rid-7" and l.get("method") == "GetModelInfo" for l in lines)

@@ -74,8 +74,21 @@ def device_and_dtype(args: dict):
     return torch.device("cpu"), torch.float32
 
 
-def l2_normalised_fp32(embeddings):
+def add_embedding_io(auto_complete_model_config, input_spec: dict) -> None:
+    """Declares the model's input and its EMBEDDING output, sized from the checkpoint."""
+    path = model_dir(auto_complete_model_config.as_dict())
+    auto_complete_model_config.add_input(input_spec)
+    auto_complete_model_config.add_output({"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": [embedding_dim(path)]})
+
+
+def embedding_responses(pb_utils, embeddings, counts: list[int]) -> list:
+    """L2-normalised FP32 embeddings of one dynamic batch, split back into one response per request."""
     import torch
 
-    embeddings = embeddings.float()
-    return torch.nn.functional.normalize(embeddings, dim=-1).cpu().numpy()
+    normalised = torch.nn.functional.normalize(embeddings.float(), dim=-1).cpu().numpy()
+    responses, start = [], 0
+    for count in counts:
+        output = pb_utils.Tensor("EMBEDDING", normalised[start : start + count])
+        responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
+        start += count
+    return responses

@@ -15,12 +15,9 @@ import clip_runtime
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
-        path = clip_runtime.model_dir(auto_complete_model_config.as_dict())
-        size = clip_runtime.image_size(path)
-        auto_complete_model_config.add_input({"name": "PIXELS", "data_type": "TYPE_UINT8", "dims": [size, size, 3]})
-        auto_complete_model_config.add_output(
-            {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": [clip_runtime.embedding_dim(path)]}
-        )
+        size = clip_runtime.image_size(clip_runtime.model_dir(auto_complete_model_config.as_dict()))
+        pixels = {"name": "PIXELS", "data_type": "TYPE_UINT8", "dims": [size, size, 3]}
+        clip_runtime.add_embedding_io(auto_complete_model_config, pixels)
         return auto_complete_model_config
 
     def initialize(self, args):
@@ -47,10 +44,4 @@ class TritonPythonModel:
             batch = torch.from_numpy(np.concatenate(pixels)).to(self.device)
             batch = (batch.permute(0, 3, 1, 2).float() - self.mean) / self.std
             embeddings = self.model(pixel_values=batch.to(self.dtype)).image_embeds
-            embeddings = clip_runtime.l2_normalised_fp32(embeddings)
-        responses, start = [], 0
-        for count in counts:
-            output = pb_utils.Tensor("EMBEDDING", embeddings[start : start + count])
-            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
-            start += count
-        return responses
+        return clip_runtime.embedding_responses(pb_utils, embeddings, counts)

@@ -15,11 +15,8 @@ import clip_runtime
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
-        path = clip_runtime.model_dir(auto_complete_model_config.as_dict())
-        auto_complete_model_config.add_input({"name": "TEXT", "data_type": "TYPE_STRING", "dims": [1]})
-        auto_complete_model_config.add_output(
-            {"name": "EMBEDDING", "data_type": "TYPE_FP32", "dims": [clip_runtime.embedding_dim(path)]}
-        )
+        text = {"name": "TEXT", "data_type": "TYPE_STRING", "dims": [1]}
+        clip_runtime.add_embedding_io(auto_complete_model_config, text)
         return auto_complete_model_config
 
     def initialize(self, args):
@@ -44,10 +41,4 @@ class TritonPythonModel:
         ).to(self.device)
         with torch.inference_mode():
             embeddings = self.model(**tokens).text_embeds
-            embeddings = clip_runtime.l2_normalised_fp32(embeddings)
-        responses, start = [], 0
-        for count in counts:
-            output = pb_utils.Tensor("EMBEDDING", embeddings[start : start + count])
-            responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
-            start += count
-        return responses
+        return clip_runtime.embedding_responses(pb_utils, embeddings, counts)
