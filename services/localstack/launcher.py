@@ -139,11 +139,9 @@ class Stack:
 
     def _stop(self, name: str, pid: int, log) -> None:
         os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.settings.stop_grace_s
-        while time.monotonic() < deadline and _group_alive(pid):
-            time.sleep(0.2)
-        if _group_alive(pid):
+        if not _wait_group_gone(pid, self.settings.stop_grace_s):
             os.killpg(pid, signal.SIGKILL)
+            _wait_group_gone(pid, timeout_s=5)
             log(f"stopped {name} (pid {pid}) with SIGKILL after {self.settings.stop_grace_s:.0f}s")
         else:
             log(f"stopped {name} (pid {pid})")
@@ -163,6 +161,15 @@ class Stack:
                 state = "healthy" if component.healthy() else "unhealthy"
             report.append(Status(component.name, pid, state, component.endpoints))
         return report
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _group_alive(pgid: int) -> bool:
