@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status smoke test proto proto-check bench-embed clean
+.PHONY: setup up down status test proto proto-check bench-embed clean
 
 setup: $(STAMP)
 

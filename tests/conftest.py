@@ -3,7 +3,6 @@ test session, with the same launcher as `make up` but its own run directory and
 ports (so a developer's running stack is left alone), serving a randomly
 initialised CLIP with the real ViT-B/32 shape."""
 
-import os
 import socket
 from pathlib import Path
 
@@ -13,30 +12,20 @@ import pytest
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack
+from tests.checkpoint_cache import vit_b_32_checkpoint
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
-VIT_B_32_CACHE = Path(os.environ.get("VIZSEARCH_TEST_CACHE", Path.home() / ".cache" / "vizsearch-tests"))
-
-
-def shifted_ports() -> dict[str, int]:
-    defaults = StackSettings()
-    return {name: getattr(defaults, name) + TEST_PORT_SHIFT for name in StackSettings.model_fields if name.endswith("_port")}
 
 
 @pytest.fixture(scope="session")
 def vit_b_32_dir() -> Path:
     """A random CLIP with OpenAI ViT-B/32's shape, built once and cached outside git."""
-    from services.embedder.checkpoints import write_random_checkpoint
-
-    path = VIT_B_32_CACHE / "clip-vit-b-32-random-seed0"
-    if not (path / "model.safetensors").is_file():
-        write_random_checkpoint(path, "vit-b-32", seed=0)
-    return path
+    return vit_b_32_checkpoint()
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, vit_b_32_dir) -> Stack:
-    ports = shifted_ports()
+    ports = StackSettings.shifted_ports(TEST_PORT_SHIFT)
     for port in ports.values():
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:

@@ -7,15 +7,14 @@ import pytest
 
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack, StackError
-from tests.conftest import shifted_ports
+from tests.conftest import TEST_PORT_SHIFT
 
-SHIFT = 1_000  # beyond the test stack's ports
 
 
 @pytest.fixture
 def small_stack(tmp_path):
     """Only Redis and object storage: enough to exercise start, health, records and stop."""
-    ports = {name: port + SHIFT for name, port in shifted_ports().items()}
+    ports = StackSettings.shifted_ports(TEST_PORT_SHIFT + 1_000)  # beside the session's test stack
     stack = Stack(StackSettings(run_dir=tmp_path, model=str(tmp_path), stop_grace_s=5, **ports))
     stack.components = [c for c in stack.components if c.name in ("redis", "storage")]
     stack._ensure_model = lambda log: None

@@ -31,6 +31,11 @@ class StackSettings(BaseSettings):
     start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")
     stop_grace_s: float = Field(10.0, description="Seconds a component gets to exit on SIGTERM before SIGKILL.")
 
+    @classmethod
+    def shifted_ports(cls, shift: int) -> dict[str, int]:
+        """Every port at its default + shift: a second stack beside a running one."""
+        return {name: info.default + shift for name, info in cls.model_fields.items() if name.endswith("_port")}
+
     @property
     def model_dir(self) -> Path:
         return Path(self.model) if self.model else self.run_dir / "models" / "clip-random-tiny"

@@ -19,14 +19,13 @@ import grpc
 import torch
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
-from services.embedder.checkpoints import write_random_checkpoint
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack
 from tests import imagegen
+from tests.checkpoint_cache import vit_b_32_checkpoint
 
 GFLOP_PER_IMAGE = 8.8
 PORT_SHIFT = 12_000  # beyond the test stacks' ports
-CACHE = Path(os.environ.get("VIZSEARCH_TEST_CACHE", Path.home() / ".cache" / "vizsearch-tests"))
 
 
 def matmul_gflops(seconds: float = 3.0, n: int = 2048) -> float:
@@ -82,11 +81,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="concurrent callers of the embedder")
     args = parser.parse_args()
 
-    model_dir = CACHE / "clip-vit-b-32-random-seed0"
-    if not (model_dir / "model.safetensors").is_file():
-        write_random_checkpoint(model_dir, "vit-b-32", seed=0)
-    defaults = StackSettings()
-    ports = {n: getattr(defaults, n) + PORT_SHIFT for n in StackSettings.model_fields if n.endswith("_port")}
+    model_dir = vit_b_32_checkpoint()
+    ports = StackSettings.shifted_ports(PORT_SHIFT)
     with tempfile.TemporaryDirectory() as run_dir:
         stack = Stack(StackSettings(run_dir=Path(run_dir), model=str(model_dir), **ports))
         stack.components = [c for c in stack.components if c.name in ("triton", "embedder")]
