@@ -24,15 +24,19 @@ class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(client_call_details, request)
 
 
+_OPTIONS = [
+    ("grpc.service_config", _SERVICE_CONFIG),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
 def channel(address: str) -> grpc.aio.Channel:
     """An insecure channel to `address` (host:port); in-cluster traffic stays inside the mesh."""
-    return grpc.aio.insecure_channel(
-        f"dns:///{address}",
-        interceptors=[_RequestIdInterceptor()],
-        options=[
-            ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30_000),
-        ],
-    )
+    return grpc.aio.insecure_channel(f"dns:///{address}", interceptors=[_RequestIdInterceptor()], options=_OPTIONS)
+
+
+def blocking_channel(address: str) -> grpc.Channel:
+    """The same, for threads that block (the Celery workers)."""
+    return grpc.insecure_channel(f"dns:///{address}", options=_OPTIONS)

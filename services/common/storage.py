@@ -5,6 +5,10 @@ notifications, credentials or object metadata, so nothing here relies on them).
 """
 
 import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 from minio import Minio
 from minio.error import S3Error
@@ -20,8 +24,32 @@ class ObjectTooLarge(ValueError):
     pass
 
 
+_MISSING = ("NoSuchKey", "NoSuchBucket", "NotFound")
+
+
 def object_name(dataset: str, key: str) -> str:
     return f"{dataset}/{key}"
+
+
+def signature(size: int, etag: str, modified: datetime | None) -> str:
+    """What storage says about an object's version. It changes when the object is
+    replaced, so it tells a rescan what to look at again; it is not a content hash
+    (ETags of multipart uploads are not), the sha256 of the bytes is."""
+    seconds = int(modified.timestamp()) if modified else 0
+    tag = etag.strip('"')
+    return f"{size}:{tag}:{seconds}"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str  # relative to the dataset prefix
+    signature: str
+
+
+@dataclass(frozen=True)
+class Fetched:
+    data: bytes
+    signature: str
 
 
 class ObjectStore:
@@ -42,6 +70,39 @@ class ObjectStore:
     def put(self, dataset: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(self.bucket, object_name(dataset, key), io.BytesIO(data), len(data), content_type)
 
+    def datasets(self) -> list[str]:
+        """The top-level prefixes of the bucket."""
+        return [o.object_name.rstrip("/") for o in self.client.list_objects(self.bucket, recursive=False) if o.is_dir]
+
+    def list(self, dataset: str) -> Iterator[StoredObject]:
+        """Every object under the dataset's prefix, with its signature."""
+        prefix = f"{dataset}/"
+        for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
+            if not item.is_dir:
+                yield StoredObject(item.object_name[len(prefix):], signature(item.size or 0, item.etag or "", item.last_modified))
+
+    def fetch(self, dataset: str, key: str, max_bytes: int) -> Fetched:
+        """The object's bytes and signature, read in one request."""
+        name = object_name(dataset, key)
+        try:
+            response = self.client.get_object(self.bucket, name)
+        except S3Error as error:
+            if error.code in _MISSING:
+                raise ObjectNotFound(f"no object {name} in bucket {self.bucket}") from error
+            raise
+        try:
+            size = int(response.headers.get("Content-Length", 0))
+            if size > max_bytes:
+                raise ObjectTooLarge(f"{key} is {size} bytes, over the {max_bytes}-byte limit")
+            modified = response.headers.get("Last-Modified")
+            return Fetched(
+                response.read(),
+                signature(size, response.headers.get("ETag", ""), parsedate_to_datetime(modified) if modified else None),
+            )
+        finally:
+            response.close()
+            response.release_conn()
+
     def get(self, dataset: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes; ObjectNotFound if absent, ObjectTooLarge past max_bytes."""
         name = object_name(dataset, key)
@@ -51,7 +112,7 @@ class ObjectStore:
                 raise ObjectTooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit")
             response = self.client.get_object(self.bucket, name)
         except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
+            if error.code in _MISSING:
                 raise ObjectNotFound(f"no object {name} in bucket {self.bucket}") from error
             raise
         try:

@@ -95,6 +95,29 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
     }
 
 
+def _indexer_env(s: StackSettings) -> dict[str, str]:
+    """What the indexer and its workers share: every backend's address."""
+    return {
+        "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
+        "VIZSEARCH_REDIS_URL": f"redis://127.0.0.1:{s.redis_port}/0",
+        "VIZSEARCH_MILVUS_URI": f"http://127.0.0.1:{s.milvus_port}",
+        "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
+        "VIZSEARCH_TASK_VISIBILITY_TIMEOUT_S": str(s.task_visibility_timeout_s),
+        "VIZSEARCH_WEBHOOK_TOKEN": s.webhook_token,
+    }
+
+
+def worker_component(s: StackSettings, name: str = "worker", metrics_port: int | None = None) -> Component:
+    """A Celery worker; tests start more of these beside the stack's own."""
+    return Component(
+        name,
+        [sys.executable, "-m", "services.indexer.worker"],
+        {},
+        lambda: True,  # a worker serves nothing: running is all there is to check
+        env={**_indexer_env(s), "VIZSEARCH_METRICS_PORT": str(metrics_port or s.worker_metrics_port)},
+    )
+
+
 def components(settings: StackSettings) -> list[Component]:
     """The stack in start order; each depends only on those before it."""
     run, python = settings.run_dir, sys.executable
@@ -150,4 +173,18 @@ def components(settings: StackSettings) -> list[Component]:
                 "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
             },
         ),
+        Component(
+            "indexer",
+            [python, "-m", "services.indexer"],
+            {"indexer": f"127.0.0.1:{s.indexer_port}", "webhook": f"http://127.0.0.1:{s.webhook_port}/v1/minio/events"},
+            lambda: grpc_serving(f"127.0.0.1:{s.indexer_port}"),
+            env={
+                **_indexer_env(s),
+                "VIZSEARCH_GRPC_PORT": str(s.indexer_port),
+                "VIZSEARCH_METRICS_PORT": str(s.indexer_metrics_port),
+                "VIZSEARCH_WEBHOOK_PORT": str(s.webhook_port),
+                "VIZSEARCH_RECONCILE_INTERVAL_S": str(s.reconcile_interval_s),
+            },
+        ),
+        worker_component(s),
     ]

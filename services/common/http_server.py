@@ -1,0 +1,36 @@
+"""An HTTP (ASGI) app served beside a gRPC server in the same event loop.
+
+uvicorn normally owns SIGTERM and SIGINT; here grpc_server.serve does, and
+stops this server from its on_stop hook, so shutdown is one orderly sequence.
+"""
+
+import asyncio
+import contextlib
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self):  # the gRPC runner handles signals
+        yield
+
+
+class EmbeddedHttpServer:
+    def __init__(self, app, host: str, port: int):
+        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+        self._server = _Server(config)
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start (say, the port is taken)
+                raise SystemExit(f"HTTP server on port {self._server.config.port} did not start")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._server.should_exit = True
+            await self._task

@@ -1,0 +1,240 @@
+"""The vector index in Milvus: what the indexer writes and the query service reads.
+
+Each (model version, level) has its own collection, `vizsearch_<level>_<version>`,
+reached through the alias `vizsearch_<level>`: a new model fills new
+collections in the background and the alias moves once they are complete.
+The dataset is the partition key, so a dataset's entries are searched and
+deleted without touching the others.
+
+Works with Milvus 2.3.5 (the local stack), current Milvus and milvus-lite: only
+features all of them have are used, and one known 2.3 bug is stepped around
+(see `VectorStore.write`).
+"""
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pymilvus import DataType, MilvusClient
+
+from services.common.config import ENV_PREFIX
+
+logger = logging.getLogger(__name__)
+
+LEVELS = ("images", "objects")
+MAX_KEY_CHARS = 1024
+MAX_LABEL_CHARS = 256
+# Milvus before 2.3.10 computes an upsert's partition from the wrong field when
+# the collection has a partition key (milvus-io/milvus#30607, fixed by #30772):
+# upserted rows become invisible to filters on the dataset.
+_UPSERT_WITH_PARTITION_KEY_FIXED = (2, 3, 10)
+
+
+class VectorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus endpoint (or a milvus-lite file path).")
+    milvus_token: str = Field("", description="Milvus token (user:password or an API key); empty without auth.")
+    milvus_timeout_s: float = Field(30.0, description="Deadline of one Milvus call.")
+    hnsw_m: int = Field(16, ge=4, le=64, description="HNSW graph degree: recall and memory grow with it.")
+    hnsw_ef_construction: int = Field(200, ge=8, le=512, description="HNSW build-time candidate list.")
+    collection_prefix: str = Field("vizsearch", description="Collections and aliases are named <prefix>_<level>[_<version>].")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One indexed vector: a whole image (no box) or one annotated object in it."""
+
+    dataset: str
+    key: str
+    vector: Sequence[float]
+    width: int
+    height: int
+    sha256: str
+    indexed_at: int  # epoch milliseconds
+    box: tuple[float, float, float, float] | None = None
+    label: str = ""
+    source: str = ""  # "ground_truth" | "prediction" for objects
+    score: float = 0.0
+
+    def entry_id(self, model_version: str) -> str:
+        return entry_id(model_version, self.dataset, self.key, self.box, self.label, self.source)
+
+    def row(self, model_version: str) -> dict:
+        x1, y1, x2, y2 = self.box or (0.0, 0.0, float(self.width), float(self.height))
+        return {
+            "id": self.entry_id(model_version),
+            "vector": list(self.vector),
+            "dataset": self.dataset,
+            "key": self.key,
+            "width": self.width,
+            "height": self.height,
+            "sha256": self.sha256,
+            "label": self.label[:MAX_LABEL_CHARS],
+            "source": self.source,
+            "score": float(self.score),
+            "box_x1": float(x1),
+            "box_y1": float(y1),
+            "box_x2": float(x2),
+            "box_y2": float(y2),
+            "box_area": float((x2 - x1) * (y2 - y1)),
+            "indexed_at": self.indexed_at,
+        }
+
+
+def entry_id(model_version: str, dataset: str, key: str, box=None, label: str = "", source: str = "") -> str:
+    """Deterministic: the same image or object under the same model always gets the same id,
+    so a redelivered task overwrites instead of duplicating."""
+    box_text = "" if box is None else ",".join(f"{v:.2f}" for v in box)
+    identity = "\x00".join([model_version, dataset, key, box_text, label, source])
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def quote(value: str) -> str:
+    """A Milvus expression string literal: every user value goes through here, never pasted raw."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def quote_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(quote(v) for v in values) + "]"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    """'v2.3.5-lite' -> (2, 3, 5)."""
+    return tuple(int(n) for n in re.findall(r"\d+", text.split("-", 1)[0])[:3])
+
+
+class VectorStore:
+    """The two collections of the serving model version, and the aliases over them."""
+
+    def __init__(self, settings: VectorSettings):
+        self.settings = settings
+        self.client = MilvusClient(settings.milvus_uri, token=settings.milvus_token, timeout=settings.milvus_timeout_s)
+        server = self.client.get_server_version()
+        # An unparseable version takes the path that is correct everywhere.
+        self.upsert_safe = _version_tuple(server) >= _UPSERT_WITH_PARTITION_KEY_FIXED
+        self._ready: set[str] = set()
+        self._lock = threading.Lock()
+
+    # -- names -----------------------------------------------------------
+    def alias(self, level: str) -> str:
+        return f"{self.settings.collection_prefix}_{level}"
+
+    def collection(self, level: str, model_version: str) -> str:
+        return f"{self.settings.collection_prefix}_{level}_{model_version}"
+
+    # -- collections -----------------------------------------------------
+    def ensure_collections(self, model_version: str, dimension: int) -> None:
+        """Creates, indexes and loads both collections of this model version if they
+        are missing; points the aliases at them when no alias exists yet."""
+        with self._lock:
+            if model_version in self._ready:
+                return
+            for level in LEVELS:
+                name = self.collection(level, model_version)
+                if not self.client.has_collection(name):
+                    self._create(name, dimension)
+                    logger.info("created collection %s (%d-d, HNSW M=%d)", name, dimension, self.settings.hnsw_m)
+                self.client.load_collection(name)
+                if self.alias_target(level) is None:
+                    self.client.create_alias(name, self.alias(level))
+            self._ready.add(model_version)
+
+    def _create(self, name: str, dimension: int) -> None:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=32)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("dataset", DataType.VARCHAR, max_length=128, is_partition_key=True)
+        schema.add_field("key", DataType.VARCHAR, max_length=MAX_KEY_CHARS * 4)  # bytes of UTF-8
+        schema.add_field("width", DataType.INT32)
+        schema.add_field("height", DataType.INT32)
+        schema.add_field("sha256", DataType.VARCHAR, max_length=64)
+        schema.add_field("label", DataType.VARCHAR, max_length=MAX_LABEL_CHARS * 4)
+        schema.add_field("source", DataType.VARCHAR, max_length=16)
+        schema.add_field("score", DataType.FLOAT)
+        for field in ("box_x1", "box_y1", "box_x2", "box_y2", "box_area"):
+            schema.add_field(field, DataType.FLOAT)
+        schema.add_field("indexed_at", DataType.INT64)
+        index = self.client.prepare_index_params()
+        index.add_index(
+            "vector", index_type="HNSW", metric_type="COSINE",
+            params={"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction},
+        )
+        try:
+            self.client.create_collection(name, schema=schema, index_params=index)
+        except Exception:
+            if not self.client.has_collection(name):  # another process created it first: fine
+                raise
+
+    def alias_target(self, level: str) -> str | None:
+        try:
+            return self.client.describe_alias(self.alias(level))["collection_name"]
+        except Exception:
+            return None
+
+    def serving_version(self, level: str = "images") -> str | None:
+        """The model version the alias currently serves."""
+        target = self.alias_target(level)
+        prefix = f"{self.settings.collection_prefix}_{level}_"
+        return target[len(prefix):] if target and target.startswith(prefix) else None
+
+    def switch_aliases(self, model_version: str) -> None:
+        """Serves this model version's collections from now on."""
+        for level in LEVELS:
+            self.client.alter_alias(self.collection(level, model_version), self.alias(level))
+
+    # -- writes ----------------------------------------------------------
+    def write(self, model_version: str, level: str, entries: Sequence[Entry]) -> None:
+        """Upserts: writing an entry twice leaves one copy with the latest fields."""
+        if not entries:
+            return
+        name = self.collection(level, model_version)
+        rows = [entry.row(model_version) for entry in entries]
+        if self.upsert_safe:
+            self.client.upsert(name, rows)
+        else:
+            # The same effect on servers with the partition-key upsert bug.
+            self.client.delete(name, filter=f"id in {quote_list(row['id'] for row in rows)}")
+            self.client.insert(name, rows)
+
+    def delete_keys(self, model_version: str, level: str, dataset: str, keys: Sequence[str],
+                    keep_ids: Iterable[str] = ()) -> None:
+        """Removes the keys' entries at one level, except those in keep_ids."""
+        if not keys:
+            return
+        expression = f"dataset == {quote(dataset)} and key in {quote_list(keys)}"
+        keep = list(keep_ids)
+        if keep:
+            expression += f" and id not in {quote_list(keep)}"
+        self.client.delete(self.collection(level, model_version), filter=expression)
+
+    def delete_dataset(self, model_version: str, dataset: str) -> int:
+        deleted = 0
+        for level in LEVELS:
+            deleted += self.count(model_version, level, dataset)
+            self.client.delete(self.collection(level, model_version), filter=f"dataset == {quote(dataset)}")
+        return deleted
+
+    # -- reads -----------------------------------------------------------
+    def count(self, model_version: str, level: str, dataset: str) -> int:
+        """Entries of a dataset; Strong consistency, so writes just made are counted."""
+        rows = self.client.query(
+            self.collection(level, model_version), filter=f"dataset == {quote(dataset)}",
+            output_fields=["count(*)"], consistency_level="Strong",
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def entries(self, model_version: str, level: str, dataset: str, fields: Sequence[str], limit: int = 16384) -> list[dict]:
+        return self.client.query(
+            self.collection(level, model_version), filter=f"dataset == {quote(dataset)}",
+            output_fields=list(fields), consistency_level="Strong", limit=limit,
+        )
+
+    def close(self) -> None:
+        self.client.close()

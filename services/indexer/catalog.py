@@ -1,0 +1,144 @@
+"""What the indexer knows about each dataset, kept in Redis beside the jobs.
+
+- the dataset registry and each dataset's settings;
+- the manifest: per model version, each indexed key's storage signature and
+  content sha256, which is how a rescan knows what changed;
+- the parsed annotations, per image key;
+- the files that currently fail, with their reasons.
+
+Everything here can be rebuilt from the bucket: losing it costs one full
+re-index, never data (vectors are upserted under deterministic ids).
+"""
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import redis
+
+from services.indexer.annotations import Annotation
+
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InvalidDatasetName(ValueError):
+    pass
+
+
+def check_dataset_name(name: str) -> str:
+    if not DATASET_NAME.match(name or ""):
+        raise InvalidDatasetName(
+            f"dataset name {name!r} is invalid: use 1 to 128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    signature: str  # size, ETag and modification time as storage reports them: a change detector only
+    sha256: str  # of the content: decides whether a changed object really needs embedding again
+    annotations: str  # fingerprint of its boxes
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    box_margin: float
+
+
+class Catalog:
+    def __init__(self, client: redis.Redis, default_box_margin: float):
+        self.redis = client
+        self.default_box_margin = default_box_margin
+
+    # -- the registry ----------------------------------------------------
+    def register(self, name: str, config: DatasetConfig | None = None, explicit: bool = False) -> bool:
+        """Adds a dataset; True if it is new. A dataset deleted by its owner is not brought
+        back by finding its prefix again, only explicitly (explicit=True)."""
+        check_dataset_name(name)
+        if not explicit and self.redis.sismember("vz:dataset-tombstones", name):
+            return False
+        if explicit:
+            self.redis.srem("vz:dataset-tombstones", name)
+        added = self.redis.sadd("vz:datasets", name) == 1
+        fields = {"created_at": time.time()} if added else {}
+        if config is not None:
+            fields["box_margin"] = config.box_margin
+        if fields:
+            self.redis.hset(f"vz:dataset:{name}", mapping=fields)
+        return added
+
+    def names(self) -> list[str]:
+        return sorted(n.decode() for n in self.redis.smembers("vz:datasets"))
+
+    def exists(self, name: str) -> bool:
+        return bool(self.redis.sismember("vz:datasets", name))
+
+    def config(self, name: str) -> DatasetConfig:
+        margin = self.redis.hget(f"vz:dataset:{name}", "box_margin")
+        return DatasetConfig(box_margin=float(margin) if margin is not None else self.default_box_margin)
+
+    def remove(self, name: str) -> None:
+        """Forgets the dataset and everything known about it, and keeps it from being rediscovered."""
+        with self.redis.pipeline() as pipe:
+            pipe.srem("vz:datasets", name)
+            pipe.sadd("vz:dataset-tombstones", name)
+            pipe.delete(f"vz:dataset:{name}", f"vz:ann:{name}")
+            pipe.execute()
+        for pattern in (f"vz:manifest:*:{name}", f"vz:failed:*:{name}"):
+            for key in self.redis.scan_iter(match=pattern):
+                self.redis.delete(key)
+
+    # -- the manifest ----------------------------------------------------
+    @staticmethod
+    def _manifest(version: str, dataset: str) -> str:
+        return f"vz:manifest:{version}:{dataset}"
+
+    def manifest(self, version: str, dataset: str) -> dict[str, ManifestEntry]:
+        raw = self.redis.hgetall(self._manifest(version, dataset))
+        return {k.decode(): ManifestEntry(*json.loads(v)) for k, v in raw.items()}
+
+    def manifest_entries(self, version: str, dataset: str, keys: list[str]) -> dict[str, ManifestEntry]:
+        if not keys:
+            return {}
+        values = self.redis.hmget(self._manifest(version, dataset), keys)
+        return {k: ManifestEntry(*json.loads(v)) for k, v in zip(keys, values) if v is not None}
+
+    def set_manifest(self, version: str, dataset: str, entries: dict[str, ManifestEntry]) -> None:
+        if entries:
+            self.redis.hset(self._manifest(version, dataset), mapping={
+                k: json.dumps([e.signature, e.sha256, e.annotations]) for k, e in entries.items()})
+
+    def drop_manifest(self, version: str, dataset: str, keys: list[str]) -> None:
+        if keys:
+            self.redis.hdel(self._manifest(version, dataset), *keys)
+
+    # -- annotations -----------------------------------------------------
+    def set_annotations(self, dataset: str, boxes: dict[str, list[Annotation]]) -> None:
+        """Replaces the dataset's parsed annotations as a whole."""
+        key = f"vz:ann:{dataset}"
+        with self.redis.pipeline() as pipe:  # MULTI: readers see the old set or the new one
+            pipe.delete(key)
+            if boxes:
+                pipe.hset(key, mapping={k: json.dumps([a.to_json() for a in v]) for k, v in boxes.items()})
+            pipe.execute()
+
+    def annotations(self, dataset: str, keys: list[str]) -> dict[str, list[Annotation]]:
+        if not keys:
+            return {}
+        values = self.redis.hmget(f"vz:ann:{dataset}", keys)
+        return {k: [Annotation.from_json(a) for a in json.loads(v)] for k, v in zip(keys, values) if v is not None}
+
+    # -- current failures ------------------------------------------------
+    def set_failed(self, version: str, dataset: str, failed: dict[str, str], cleared: list[str]) -> None:
+        key = f"vz:failed:{version}:{dataset}"
+        with self.redis.pipeline() as pipe:
+            if cleared:
+                pipe.hdel(key, *cleared)
+            if failed:
+                pipe.hset(key, mapping=failed)
+            pipe.execute()
+
+    def failed_count(self, version: str, dataset: str) -> int:
+        return self.redis.hlen(f"vz:failed:{version}:{dataset}")

@@ -1,0 +1,41 @@
+"""The indexer's and its workers' configuration (VIZSEARCH_* variables)."""
+
+import os
+
+from pydantic import Field
+
+from services.common.config import ServiceSettings, StorageSettings
+from services.common.vectors import VectorSettings
+
+
+class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
+    grpc_port: int = 50052
+    metrics_port: int = 9102
+    webhook_port: int = Field(8082, description="Port of the HTTP endpoint that receives MinIO bucket notifications.")
+    webhook_token: str = Field(
+        "", description="Shared token MinIO must send (Authorization: Bearer); empty refuses every event."
+    )
+    embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
+    embed_timeout_s: float = Field(300.0, description="Deadline of one embedding call from a worker.")
+    redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis: the Celery broker and the job records.")
+    reconcile_interval_s: float = Field(
+        60.0, ge=0, description="Seconds between listings of every dataset's prefix; 0 turns the reconciler off."
+    )
+    batch_size: int = Field(64, ge=1, le=1024, description="Images per worker task (and per embedding call).")
+    download_threads: int = Field(16, ge=1, description="Concurrent object downloads within one task.")
+    worker_concurrency: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, description="Tasks one worker process runs at once."
+    )
+    task_visibility_timeout_s: int = Field(
+        900, ge=5,
+        description="Seconds before a task taken by a worker that died is handed to another. "
+        "Must exceed the longest task (one batch); a task still running past it runs twice (harmlessly).",
+    )
+    task_max_retries: int = Field(8, ge=0, description="Retries of a task on transient errors, with backoff.")
+    task_retry_backoff_max_s: int = Field(120, ge=1, description="Longest wait between two retries.")
+    box_margin: float = Field(
+        0.1, ge=0, le=1, description="Default context margin around an object box, as a fraction of the box's side."
+    )
+    max_image_bytes: int = Field(50 * 1024 * 1024, description="Larger objects are recorded as failed.")
+    max_annotation_bytes: int = Field(1024 * 1024 * 1024, description="Largest annotation file read.")
+    job_history: int = Field(1000, ge=1, description="Jobs kept per dataset; older ones are forgotten.")

@@ -1,0 +1,146 @@
+"""The indexer's domain: datasets, scans, bucket events and the reconciler.
+
+Blocking code (Redis, Milvus, storage); the gRPC servicer and the webhook call
+it from worker threads.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from services.indexer import tasks
+from services.indexer.catalog import DatasetConfig, check_dataset_name
+from services.indexer.events import DatasetChanges
+from services.indexer.ingest import Ingestor
+from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownDataset(LookupError):
+    pass
+
+
+@dataclass
+class DatasetView:
+    name: str
+    box_margin: float
+    images: int
+    objects: int
+    failed: int
+    last_job: JobView | None
+
+
+class Indexer:
+    def __init__(self, ingestor: Ingestor):
+        self.ingestor = ingestor
+        self.catalog = ingestor.catalog
+        self.jobs = ingestor.jobs
+        self.settings = ingestor.settings
+
+    # -- datasets --------------------------------------------------------
+    def create(self, name: str, box_margin: float | None) -> DatasetView:
+        check_dataset_name(name)
+        if box_margin is not None and not 0 <= box_margin <= 1:
+            raise ValueError(f"box_margin is {box_margin}: give a fraction of the box side between 0 and 1")
+        config = DatasetConfig(box_margin) if box_margin is not None else None
+        self.catalog.register(name, config, explicit=True)
+        return self.get(name)
+
+    def get(self, name: str) -> DatasetView:
+        if not self.catalog.exists(name):
+            raise UnknownDataset(f"no dataset {name!r}")
+        version = self.ingestor.model().version
+        vectors = self.ingestor.vectors
+        return DatasetView(
+            name=name,
+            box_margin=self.catalog.config(name).box_margin,
+            images=vectors.count(version, "images", name),
+            objects=vectors.count(version, "objects", name),
+            failed=self.catalog.failed_count(version, name),
+            last_job=self.jobs.latest(name),
+        )
+
+    def all(self) -> list[DatasetView]:
+        return [self.get(name) for name in self.catalog.names()]
+
+    def delete(self, name: str) -> int:
+        """Removes the dataset's vectors and records; the stored images stay, and the
+        reconciler leaves the prefix alone until the dataset is created or scanned again."""
+        if not self.catalog.exists(name):
+            raise UnknownDataset(f"no dataset {name!r}")
+        version = self.ingestor.model().version
+        self.catalog.remove(name)
+        self.jobs.forget_dataset(name)
+        deleted = self.ingestor.vectors.delete_dataset(version, name)
+        logger.info("deleted dataset %s (%d entries)", name, deleted)
+        return deleted
+
+    # -- jobs ------------------------------------------------------------
+    def scan(self, name: str, kind: str = SCAN) -> JobView | None:
+        """Starts a scan, or returns the one already running for this dataset. A
+        reconcile that finds the dataset busy returns None."""
+        check_dataset_name(name)
+        self.catalog.register(name, explicit=kind == SCAN)
+        if not self.catalog.exists(name):
+            return None  # deleted by its owner: not rediscovered
+        job_id = self.jobs.create(name, kind, claim_active=True)
+        if job_id is None:
+            active = self.jobs.active_job(name)
+            return self.jobs.get(active) if kind == SCAN and active else None
+        tasks.scan_dataset.delay(job_id, name)
+        return self.jobs.get(job_id)
+
+    def apply_events(self, changes: dict[str, DatasetChanges]) -> list[str]:
+        """One job per dataset for the images the events name; changed annotations
+        start a scan (they can touch any image). Returns the job ids."""
+        started = []
+        for dataset, change in sorted(changes.items()):
+            if not self.catalog.register(dataset) and not self.catalog.exists(dataset):
+                continue  # deleted by its owner
+            if change.annotations_changed:
+                job = self.scan(dataset, kind=RECONCILE)
+                if job is not None:
+                    started.append(job.id)
+            if change.images:
+                keys = sorted(change.images)
+                job_id = self.jobs.create(dataset, EVENT)
+                self.jobs.plan(job_id, total=len(keys))
+                tasks.enqueue_batches(job_id, dataset, keys)
+                started.append(job_id)
+        return started
+
+    def job(self, job_id: str) -> JobView | None:
+        return self.jobs.get(job_id)
+
+    # -- the reconciler --------------------------------------------------
+    def reconcile(self) -> None:
+        """One pass: registers new top-level prefixes, scans every dataset that is
+        not busy, and serves a new model's collections once they are complete."""
+        for name in self.ingestor.store.datasets():
+            try:
+                if self.catalog.register(name):
+                    logger.info("found new dataset %s", name)
+            except ValueError as error:
+                logger.warning("ignoring prefix %r: %s", name, error)
+        stale_after = 2 * self.settings.task_visibility_timeout_s
+        for name in self.catalog.names():
+            self.jobs.release_if_stale(name, stale_after)
+            self.scan(name, kind=RECONCILE)
+        self.maybe_switch_aliases()
+
+    def maybe_switch_aliases(self) -> bool:
+        """After a model change the aliases still serve the old model's collections;
+        they move once every dataset has a finished scan under the new model."""
+        version = self.ingestor.model().version
+        vectors = self.ingestor.vectors
+        if vectors.serving_version() == version:
+            return False
+        for name in self.catalog.names():
+            if self.jobs.active_job(name) is not None:
+                return False
+            scanned = [j for j in self.jobs.recent(name, limit=20) if j.kind in (SCAN, RECONCILE)]
+            if not any(j.model_version == version and j.state in FINISHED for j in scanned):
+                return False
+        vectors.switch_aliases(version)
+        logger.info("now serving model version %s", version)
+        return True

@@ -1,0 +1,283 @@
+"""What the workers do: plan a scan of a dataset, and index a batch of its keys.
+
+Both are idempotent. Entries have deterministic ids and are upserted, outcomes
+are recorded per key, and the manifest is written only after the vectors are:
+a batch that is cut short and run again ends in exactly the same state.
+"""
+
+import hashlib
+import logging
+import posixpath
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import grpc
+import redis
+import urllib3
+from minio.error import S3Error
+from pymilvus.exceptions import MilvusException
+
+from services.common import grpc_client
+from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
+from services.common.storage import Fetched, ObjectNotFound, ObjectStore, ObjectTooLarge
+from services.common.vectors import Entry, VectorStore
+from services.indexer import annotations as ann
+from services.indexer.catalog import Catalog, ManifestEntry
+from services.indexer.config import IndexerSettings
+from services.indexer.jobs import DONE, FAILED_ITEM, RECONCILE, SKIPPED, JobStore
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+_TRANSIENT_CODES = {
+    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED,
+}
+_EMBED_CHUNK = 256  # items per embedding call (the embedder accepts up to 1024)
+_MODEL_INFO_TTL_S = 30.0
+
+
+class Transient(RuntimeError):
+    """A backend is unavailable: the task is retried later, with backoff."""
+
+
+def is_image_key(key: str) -> bool:
+    """Images are files with an image extension, outside folders named _* or .*
+    (where annotations and tool droppings live)."""
+    parts = key.split("/")
+    if any(part.startswith(("_", ".")) for part in parts):
+        return False
+    return posixpath.splitext(key)[1].lower() in IMAGE_EXTENSIONS
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+@dataclass
+class _Outcome:
+    kind: str  # DONE | SKIPPED | FAILED_ITEM
+    reason: str = ""
+    objects: int = 0
+
+
+class Ingestor:
+    def __init__(self, settings: IndexerSettings):
+        self.settings = settings
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.store = ObjectStore(settings)
+        self.catalog = Catalog(self.redis, settings.box_margin)
+        self.jobs = JobStore(self.redis, settings.job_history)
+        self._channel = grpc_client.blocking_channel(settings.embedder_url)
+        self.embedder = embedder_pb2_grpc.EmbedderStub(self._channel)
+        self._vectors: VectorStore | None = None
+        self._downloads = ThreadPoolExecutor(settings.download_threads, thread_name_prefix="download")
+        self._model: tuple[float, common_pb2.ModelInfo] | None = None
+        self._lock = threading.Lock()
+
+    # -- backends --------------------------------------------------------
+    @property
+    def vectors(self) -> VectorStore:
+        with self._lock:
+            if self._vectors is None:
+                try:
+                    self._vectors = VectorStore(self.settings)
+                except MilvusException as error:
+                    raise Transient(f"Milvus is unavailable: {error}") from error
+            return self._vectors
+
+    def model(self) -> common_pb2.ModelInfo:
+        """The model the embedder serves now (re-read every 30 s, so a model switch is noticed),
+        with its collections ready."""
+        cached = self._model
+        if cached and time.monotonic() - cached[0] < _MODEL_INFO_TTL_S:
+            return cached[1]
+        info = self._embed_call(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest())
+        try:
+            self.vectors.ensure_collections(info.version, info.dimension)
+        except MilvusException as error:
+            raise Transient(f"Milvus is unavailable: {error}") from error
+        self._model = (time.monotonic(), info)
+        return info
+
+    def _embed_call(self, method, request):
+        try:
+            return method(request, timeout=self.settings.embed_timeout_s)
+        except grpc.RpcError as error:
+            if error.code() in _TRANSIENT_CODES:
+                raise Transient(f"embedder: {error.code().name}: {error.details()}") from error
+            raise
+
+    # -- scans -----------------------------------------------------------
+    def plan_scan(self, job_id: str, dataset: str) -> list[str]:
+        """Lists the dataset, reads its annotations, records the job's size, and
+        returns the keys that are new, changed or gone."""
+        version = self.model().version
+        self.jobs.start(job_id, version)
+        try:
+            listing = {o.key: o.signature for o in self.store.list(dataset)}
+        except (S3Error, urllib3.exceptions.HTTPError) as error:
+            raise Transient(f"object storage: {error}") from error
+        images = {key: sig for key, sig in listing.items() if is_image_key(key)}
+        boxes = self._read_annotations(job_id, dataset, images, [k for k in listing if ann.is_annotation_file(k)])
+        self.catalog.set_annotations(dataset, boxes)
+        manifest = self.catalog.manifest(version, dataset)
+        changed = [
+            key for key, sig in images.items()
+            if (known := manifest.get(key)) is None
+            or known.signature != sig or known.annotations != ann.fingerprint(boxes.get(key, []))
+        ]
+        gone = [key for key in manifest if key not in images]
+        self.jobs.plan(job_id, total=len(images) + len(gone), unchanged=len(images) - len(changed))
+        if not changed and not gone and self._is_routine(job_id, version):
+            self.jobs.discard(job_id)  # the periodic reconcile found nothing: no job to show for it
+            return []
+        logger.info("planned %s: %d images, %d to index, %d gone", dataset, len(images), len(changed), len(gone))
+        return sorted(changed) + sorted(gone)
+
+    def _is_routine(self, job_id: str, version: str) -> bool:
+        job = self.jobs.get(job_id, max_failures=1)
+        return job is not None and job.kind == RECONCILE and self.vectors.serving_version() == version
+
+    def _read_annotations(self, job_id, dataset, images, files) -> dict[str, list[ann.Annotation]]:
+        resolver = ann.KeyResolver(images)
+        merged: dict[str, list[ann.Annotation]] = {}
+        for file_key in sorted(files):
+            try:
+                data = self.store.get(dataset, file_key, self.settings.max_annotation_bytes)
+                boxes, problems = ann.parse(file_key, data, resolver)
+            except (ann.AnnotationError, ObjectTooLarge) as error:
+                self.jobs.record_problem(job_id, file_key, f"annotation file unusable: {error}")
+                continue
+            except ObjectNotFound:
+                continue  # removed since the listing
+            for problem in problems:
+                self.jobs.record_problem(job_id, problem.key, problem.reason)
+            for key, found in boxes.items():
+                merged.setdefault(key, []).extend(found)
+        return merged
+
+    # -- batches ---------------------------------------------------------
+    def index_keys(self, job_id: str, dataset: str, keys: list[str]) -> None:
+        """Brings the index in line with what storage holds under these keys now:
+        embeds new or changed images and their boxes, removes what is gone."""
+        model = self.model()
+        version = model.version
+        margin = self.catalog.config(dataset).box_margin
+        fetched = dict(zip(keys, self._downloads.map(lambda k: self._fetch(dataset, k), keys)))
+        boxes = self.catalog.annotations(dataset, keys)
+        known = self.catalog.manifest_entries(version, dataset, keys)
+        outcomes: dict[str, _Outcome] = {}
+        manifest: dict[str, ManifestEntry] = {}
+        gone, to_embed = [], []
+        for key in keys:
+            item = fetched[key]
+            if item is None:
+                gone.append(key)
+                outcomes[key] = _Outcome(DONE)
+            elif isinstance(item, str):
+                outcomes[key] = _Outcome(FAILED_ITEM, item)
+            else:
+                sha = hashlib.sha256(item.data).hexdigest()
+                entry = ManifestEntry(item.signature, sha, ann.fingerprint(boxes.get(key, [])))
+                previous = known.get(key)
+                if previous and (previous.sha256, previous.annotations) == (sha, entry.annotations):
+                    manifest[key] = entry  # same bytes re-uploaded: nothing to embed
+                    outcomes[key] = _Outcome(SKIPPED)
+                else:
+                    to_embed.append((key, item, entry))
+
+        image_entries, object_entries, problems = self._embed(dataset, to_embed, boxes, margin, outcomes)
+        for key, _, entry in to_embed:
+            manifest[key] = entry  # permanent failures too: an unchanged bad file is not retried
+        try:
+            self._write(version, dataset, keys, gone, image_entries, object_entries, outcomes)
+        except MilvusException as error:
+            raise Transient(f"Milvus: {error}") from error
+        self.catalog.set_manifest(version, dataset, manifest)
+        self.catalog.drop_manifest(version, dataset, gone)
+        failed = {k: o.reason for k, o in outcomes.items() if o.kind == FAILED_ITEM}
+        self.catalog.set_failed(version, dataset, failed, [k for k, o in outcomes.items() if o.kind == DONE])
+        for key, reason in problems:
+            self.jobs.record_problem(job_id, key, reason)
+        for key in keys:
+            outcome = outcomes[key]
+            self.jobs.record(job_id, key, outcome.kind, outcome.reason, outcome.objects)
+        self.jobs.maybe_finish(job_id)
+
+    def _fetch(self, dataset: str, key: str) -> Fetched | str | None:
+        """The object, None if it is gone, or why it cannot be used."""
+        try:
+            return self.store.fetch(dataset, key, self.settings.max_image_bytes)
+        except ObjectNotFound:
+            return None
+        except ObjectTooLarge as error:
+            return str(error)
+        except (S3Error, urllib3.exceptions.HTTPError) as error:
+            raise Transient(f"object storage: {error}") from error
+
+    def _embed(self, dataset, to_embed, boxes, margin, outcomes):
+        """Embeds the images, then the boxes of those that decoded; returns the entries
+        and the annotations that could not be used."""
+        now = int(time.time() * 1000)
+        image_entries, crops, problems = [], [], []
+        results = self._embed_images([common_pb2.ImageInput(data=item.data) for _, item, _ in to_embed])
+        for (key, item, entry), result in zip(to_embed, results):
+            if result.WhichOneof("result") == "error":
+                outcomes[key] = _Outcome(FAILED_ITEM, result.error.message)
+                continue
+            w, h = result.width, result.height
+            image_entries.append(Entry(dataset, key, result.vector.values, w, h, entry.sha256, now))
+            outcomes[key] = _Outcome(DONE)
+            for annotation in boxes.get(key, []):
+                try:
+                    box = ann.usable_box(annotation, w, h)
+                except ann.AnnotationError as error:
+                    problems.append((key, f"{annotation.origin}: {error}"))
+                    continue
+                x1, y1, x2, y2 = ann.with_margin(box, margin, w, h)
+                crop = common_pb2.ImageInput(data=item.data, box=common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2))
+                crops.append((key, annotation, box, crop, result))
+        object_entries = []
+        for (key, annotation, box, _, image), result in zip(crops, self._embed_images([c[3] for c in crops])):
+            if result.WhichOneof("result") == "error":
+                problems.append((key, f"{annotation.origin}: {result.error.message}"))
+                continue
+            object_entries.append(Entry(
+                dataset, key, result.vector.values, image.width, image.height, image.sha256, now,
+                box=box, label=annotation.label, source=annotation.source, score=annotation.score,
+            ))
+            outcomes[key].objects += 1
+        return image_entries, object_entries, problems
+
+    def _embed_images(self, inputs: list) -> list:
+        results = []
+        for chunk in chunks(inputs, _EMBED_CHUNK):
+            request = embedder_pb2.EmbedImagesRequest(images=chunk)
+            results.extend(self._embed_call(self.embedder.EmbedImages, request).results)
+        return results  # the bytes were sent, so an item's error is about the image itself
+
+    def _write(self, version, dataset, keys, gone, image_entries, object_entries, outcomes):
+        self.vectors.write(version, "images", image_entries)
+        self.vectors.write(version, "objects", object_entries)
+        indexed = {e.key for e in image_entries}
+        # Entries of keys that are gone or now fail, and boxes no longer annotated, go.
+        stale = [k for k in keys if k not in indexed and (k in gone or outcomes[k].kind == FAILED_ITEM)]
+        self.vectors.delete_keys(version, "images", dataset, stale)
+        self.vectors.delete_keys(version, "objects", dataset, sorted(set(stale) | indexed),
+                                 keep_ids=[e.entry_id(version) for e in object_entries])
+
+    def give_up(self, job_id: str, keys: list[str], reason: str) -> None:
+        """Records a batch that cannot be done as failed, so its job still ends. The
+        manifest is left alone: the next scan tries these keys again."""
+        for key in keys:
+            self.jobs.record(job_id, key, FAILED_ITEM, reason)
+        self.jobs.maybe_finish(job_id)
+
+    def close(self) -> None:
+        self._downloads.shutdown(wait=False)
+        self._channel.close()
+        if self._vectors is not None:
+            self._vectors.close()

@@ -1,0 +1,251 @@
+"""Ingestion jobs, kept in Redis: what a scan or a batch of bucket events has to
+do, and how far it got.
+
+Tasks are delivered at least once, so progress is recorded per key, not as
+counters: a key lands in exactly one of the job's done, skipped or failed
+sets, and a redelivered batch changes nothing. The job finishes (atomically,
+once) when every planned key has an outcome.
+"""
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import redis
+
+QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED = (
+    "queued", "running", "succeeded", "completed_with_failures", "failed")
+FINISHED = (SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED)
+DONE, SKIPPED, FAILED_ITEM = "done", "skipped", "failed"
+# What started a job: a scan asked for, the periodic reconciler, or bucket events.
+SCAN, RECONCILE, EVENT = "scan", "reconcile", "event"
+
+# KEYS: job hash, done set, skipped set, failed hash, dataset's active-job key
+# ARGV: key, outcome, reason, objects, now (epoch s), job id
+_RECORD = """
+local outcome, key = ARGV[2], ARGV[1]
+local added
+if outcome == 'done' then
+  redis.call('SREM', KEYS[3], key); redis.call('HDEL', KEYS[4], key)
+  added = redis.call('SADD', KEYS[2], key)
+  if added == 1 then redis.call('HINCRBY', KEYS[1], 'objects', tonumber(ARGV[4])) end
+elseif outcome == 'skipped' then
+  redis.call('SREM', KEYS[2], key); redis.call('HDEL', KEYS[4], key)
+  redis.call('SADD', KEYS[3], key)
+else
+  redis.call('SREM', KEYS[2], key); redis.call('SREM', KEYS[3], key)
+  redis.call('HSET', KEYS[4], key, ARGV[3])
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
+local state = redis.call('HGET', KEYS[1], 'state')
+if state == 'queued' then redis.call('HSET', KEYS[1], 'state', 'running') end
+return 1
+"""
+
+# KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key
+# ARGV: now, job id
+_MAYBE_FINISH = """
+local job = KEYS[1]
+local state = redis.call('HGET', job, 'state')
+if state == 'succeeded' or state == 'completed_with_failures' or state == 'failed' then return state end
+if redis.call('HGET', job, 'planned') ~= '1' then return state end
+local total = tonumber(redis.call('HGET', job, 'total') or '0')
+local outcomes = redis.call('SCARD', KEYS[2]) + redis.call('SCARD', KEYS[3]) + redis.call('HLEN', KEYS[4])
+  + tonumber(redis.call('HGET', job, 'unchanged') or '0')
+if outcomes < total then return state end
+local final = 'succeeded'
+if redis.call('HLEN', KEYS[4]) + redis.call('HLEN', KEYS[5]) > 0 then final = 'completed_with_failures' end
+redis.call('HSET', job, 'state', final, 'finished_at', ARGV[1])
+if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
+return final
+"""
+
+
+@dataclass
+class JobView:
+    id: str
+    dataset: str
+    kind: str
+    model_version: str
+    state: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    objects: int
+    unchanged: int = 0  # part of `skipped`: found unchanged when planned, never handed to a worker
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    annotation_errors: int = 0
+    created_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    error: str = ""
+
+    @property
+    def processed(self) -> int:
+        return self.done + self.failed + self.skipped
+
+    @property
+    def throughput(self) -> float:
+        """Images per second handled by workers since the job started."""
+        end = self.finished_at or time.time()
+        worked = self.processed - self.unchanged
+        elapsed = end - self.started_at if self.started_at else 0.0
+        return worked / elapsed if elapsed > 0 and worked > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float:
+        if self.state in FINISHED:
+            return 0.0
+        rate = self.throughput
+        return (self.total - self.processed) / rate if rate > 0 else 0.0
+
+
+def new_job_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, history: int = 1000):
+        self.redis = client
+        self.history = history
+        self._record = client.register_script(_RECORD)
+        self._finish = client.register_script(_MAYBE_FINISH)
+
+    # -- keys ------------------------------------------------------------
+    @staticmethod
+    def _job(job_id: str) -> str:
+        return f"vz:job:{job_id}"
+
+    def _keys(self, job_id: str) -> list[str]:
+        base = self._job(job_id)
+        return [base, f"{base}:done", f"{base}:skipped", f"{base}:failed", f"{base}:problems"]
+
+    @staticmethod
+    def _active(dataset: str) -> str:
+        return f"vz:active:{dataset}"
+
+    # -- lifecycle -------------------------------------------------------
+    def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False) -> str | None:
+        """A new queued job. With claim_active, only if the dataset has no unfinished
+        scan (returns None then): two scans of one dataset would do the work twice."""
+        job_id = new_job_id()
+        if claim_active and not self.redis.set(self._active(dataset), job_id, nx=True):
+            return None
+        now = time.time()
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self._job(job_id), mapping={
+                "dataset": dataset, "kind": kind, "model_version": model_version, "state": QUEUED,
+                "total": 0, "unchanged": 0, "objects": 0, "planned": 0, "created_at": now, "updated_at": now,
+            })
+            pipe.zadd(f"vz:jobs:{dataset}", {job_id: now})
+            pipe.zadd("vz:jobs", {job_id: now})
+            pipe.execute()
+        self._trim(dataset)
+        return job_id
+
+    def active_job(self, dataset: str) -> str | None:
+        value = self.redis.get(self._active(dataset))
+        return value.decode() if value else None
+
+    def release_if_stale(self, dataset: str, stale_after_s: float) -> None:
+        """Frees a dataset whose scan has made no progress for stale_after_s (its
+        tasks were lost), so the reconciler can start over."""
+        job_id = self.active_job(dataset)
+        if job_id is None:
+            return
+        updated = self.redis.hget(self._job(job_id), "updated_at")
+        if updated is None or time.time() - float(updated) > stale_after_s:
+            self.fail(job_id, f"no progress for {stale_after_s:.0f}s: its tasks were lost")
+
+    def start(self, job_id: str, model_version: str) -> None:
+        self.redis.hset(self._job(job_id), mapping={
+            "state": RUNNING, "started_at": time.time(), "updated_at": time.time(), "model_version": model_version})
+
+    def plan(self, job_id: str, total: int, unchanged: int = 0) -> None:
+        """The job's size is known: `total` items, of which `unchanged` need nothing."""
+        self.redis.hset(self._job(job_id), mapping={"total": total, "unchanged": unchanged, "planned": 1})
+        self.maybe_finish(job_id)
+
+    def record(self, job_id: str, key: str, outcome: str, reason: str = "", objects: int = 0) -> None:
+        base, done, skipped, failed, _ = self._keys(job_id)
+        self._record(keys=[base, done, skipped, failed], args=[key, outcome, reason, objects, time.time()])
+
+    def record_problem(self, job_id: str, key: str, reason: str) -> None:
+        """An annotation that could not be used; does not count against the job's images."""
+        base = self._job(job_id)
+        self.redis.hset(f"{base}:problems", f"{key}\x00{reason}", json.dumps([key, reason]))
+
+    def maybe_finish(self, job_id: str) -> str:
+        keys = [*self._keys(job_id), self._active(self.dataset_of(job_id))]
+        state = self._finish(keys=keys, args=[time.time(), job_id])
+        return state.decode() if isinstance(state, bytes) else state
+
+    def fail(self, job_id: str, error: str) -> None:
+        self.redis.hset(self._job(job_id), mapping={"state": FAILED, "error": error, "finished_at": time.time()})
+        active = self._active(self.dataset_of(job_id))
+        if self.redis.get(active) == job_id.encode():
+            self.redis.delete(active)
+
+    def discard(self, job_id: str) -> None:
+        """Forgets a job that turned out to have nothing to do (periodic reconciles)."""
+        dataset = self.dataset_of(job_id)
+        if self.redis.get(self._active(dataset)) == job_id.encode():
+            self.redis.delete(self._active(dataset))
+        self.redis.delete(*self._keys(job_id))
+        self.redis.zrem(f"vz:jobs:{dataset}", job_id)
+        self.redis.zrem("vz:jobs", job_id)
+
+    def dataset_of(self, job_id: str) -> str:
+        value = self.redis.hget(self._job(job_id), "dataset")
+        return value.decode() if value else ""
+
+    # -- reads -----------------------------------------------------------
+    def get(self, job_id: str, max_failures: int = 1000) -> JobView | None:
+        base, done, skipped, failed, problems = self._keys(job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(base)
+            pipe.scard(done)
+            pipe.scard(skipped)
+            pipe.hlen(failed)
+            pipe.hscan(failed, count=max_failures)
+            pipe.hlen(problems)
+            pipe.hscan(problems, count=max_failures)
+            fields, n_done, n_skipped, n_failed, (_, failed_items), n_problems, (_, problem_items) = pipe.execute()
+        if not fields:
+            return None
+        f = {k.decode(): v.decode() for k, v in fields.items()}
+        failures = [(k.decode(), v.decode()) for k, v in failed_items.items()]
+        failures += [tuple(json.loads(v)) for v in problem_items.values()]
+        unchanged = int(f.get("unchanged", 0))
+        return JobView(
+            id=job_id, dataset=f["dataset"], kind=f.get("kind", ""), model_version=f.get("model_version", ""),
+            state=f["state"], total=int(f.get("total", 0)), done=n_done, failed=n_failed,
+            skipped=n_skipped + unchanged, objects=int(f.get("objects", 0)), unchanged=unchanged,
+            failures=sorted(failures)[:max_failures], annotation_errors=n_problems,
+            created_at=float(f.get("created_at", 0)), started_at=float(f.get("started_at", 0)),
+            finished_at=float(f.get("finished_at", 0)), error=f.get("error", ""),
+        )
+
+    def recent(self, dataset: str = "", limit: int = 50) -> list[JobView]:
+        index = f"vz:jobs:{dataset}" if dataset else "vz:jobs"
+        ids = [i.decode() for i in self.redis.zrevrange(index, 0, max(limit, 1) - 1)]
+        return [job for job in (self.get(i, max_failures=100) for i in ids) if job is not None]
+
+    def latest(self, dataset: str) -> JobView | None:
+        jobs = self.recent(dataset, limit=1)
+        return jobs[0] if jobs else None
+
+    def _trim(self, dataset: str) -> None:
+        old = self.redis.zrange(f"vz:jobs:{dataset}", 0, -self.history - 1)
+        for job_id in (i.decode() for i in old):
+            self.redis.delete(*self._keys(job_id))
+            self.redis.zrem(f"vz:jobs:{dataset}", job_id)
+            self.redis.zrem("vz:jobs", job_id)
+
+    def forget_dataset(self, dataset: str) -> None:
+        for job_id in (i.decode() for i in self.redis.zrange(f"vz:jobs:{dataset}", 0, -1)):
+            self.redis.delete(*self._keys(job_id))
+            self.redis.zrem("vz:jobs", job_id)
+        self.redis.delete(f"vz:jobs:{dataset}", self._active(dataset))

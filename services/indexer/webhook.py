@@ -1,0 +1,54 @@
+"""The HTTP endpoint MinIO posts bucket notifications to.
+
+Configure MinIO with `notify_webhook` pointing at POST /v1/minio/events and
+`auth_token` set to VIZSEARCH_WEBHOOK_TOKEN (MinIO sends it as a Bearer token).
+"""
+
+import asyncio
+import hmac
+import logging
+
+from fastapi import FastAPI, Header, HTTPException, Request
+from pydantic import BaseModel
+
+from services.indexer.datasets import Indexer
+from services.indexer.events import BadEvent, changes_by_dataset
+
+logger = logging.getLogger(__name__)
+
+
+class EventsAccepted(BaseModel):
+    jobs: list[str]
+
+
+def _token_matches(authorization: str | None, expected: str) -> bool:
+    if not expected or not authorization:
+        return False
+    scheme, _, value = authorization.partition(" ")
+    given = value if scheme.lower() == "bearer" and value else authorization
+    return hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+def create_app(indexer: Indexer, token: str, bucket: str) -> FastAPI:
+    app = FastAPI(title="vizsearch indexer webhook", docs_url=None, redoc_url=None)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.post("/v1/minio/events", response_model=EventsAccepted)
+    async def minio_events(request: Request, authorization: str | None = Header(default=None)) -> EventsAccepted:
+        if not _token_matches(authorization, token):
+            raise HTTPException(401, "missing or wrong token: send Authorization: Bearer <VIZSEARCH_WEBHOOK_TOKEN>")
+        try:
+            document = await request.json()
+        except ValueError as error:
+            raise HTTPException(400, f"the body is not JSON: {error}") from error
+        try:
+            changes = changes_by_dataset(document, bucket)
+        except BadEvent as error:
+            raise HTTPException(422, str(error)) from error
+        jobs = await asyncio.to_thread(indexer.apply_events, changes) if changes else []
+        return EventsAccepted(jobs=jobs)
+
+    return app
