@@ -8,6 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import redis
 
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
 from services.localstack.config import StackSettings
@@ -15,6 +16,11 @@ from services.localstack.launcher import Stack
 from tests.checkpoint_cache import vit_b_32_checkpoint
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
+# Short enough that a killed worker's batch comes back within a test, long
+# enough that no healthy batch of TEST_BATCH_SIZE outlives it.
+TEST_VISIBILITY_TIMEOUT_S = 15
+TEST_BATCH_SIZE = 8
+TEST_WEBHOOK_TOKEN = "test-webhook-token"
 
 
 @pytest.fixture(scope="session")
@@ -30,13 +36,39 @@ def stack(tmp_path_factory, vit_b_32_dir) -> Stack:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 pytest.fail(f"port {port} is taken: a test stack from an earlier run may still be up")
-    settings = StackSettings(run_dir=tmp_path_factory.mktemp("run"), model=str(vit_b_32_dir), **ports)
+    settings = StackSettings(
+        run_dir=tmp_path_factory.mktemp("run"), model=str(vit_b_32_dir), reconcile_interval_s=2,
+        task_visibility_timeout_s=TEST_VISIBILITY_TIMEOUT_S, ingest_batch_size=TEST_BATCH_SIZE,
+        webhook_token=TEST_WEBHOOK_TOKEN, **ports,
+    )
     stack = Stack(settings)
     try:
         stack.up(log=lambda line: print(line))
         yield stack
     finally:
         stack.down(log=lambda line: print(line))
+
+
+@pytest.fixture(scope="session")
+def lone_redis(tmp_path_factory):
+    """Just a Redis server, for unit tests of what the indexer keeps there."""
+    ports = StackSettings.shifted_ports(TEST_PORT_SHIFT + 1_500)
+    stack = Stack(StackSettings(run_dir=tmp_path_factory.mktemp("redis"), model="/unused", **ports))
+    stack.components = [c for c in stack.components if c.name == "redis"]
+    stack._ensure_model = lambda log: None
+    stack.up(log=lambda _: None)
+    client = redis.Redis(port=stack.settings.redis_port)
+    try:
+        yield client
+    finally:
+        client.close()
+        stack.down(log=lambda _: None)
+
+
+@pytest.fixture
+def fresh_redis(lone_redis):
+    lone_redis.flushall()
+    return lone_redis
 
 
 @pytest.fixture(scope="session")

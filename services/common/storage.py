@@ -21,7 +21,9 @@ class ObjectNotFound(LookupError):
 
 
 class ObjectTooLarge(ValueError):
-    pass
+    def __init__(self, message: str, signature: str = ""):
+        super().__init__(message)
+        self.signature = signature
 
 
 _MISSING = ("NoSuchKey", "NoSuchBucket", "NotFound")
@@ -92,13 +94,11 @@ class ObjectStore:
             raise
         try:
             size = int(response.headers.get("Content-Length", 0))
-            if size > max_bytes:
-                raise ObjectTooLarge(f"{key} is {size} bytes, over the {max_bytes}-byte limit")
             modified = response.headers.get("Last-Modified")
-            return Fetched(
-                response.read(),
-                signature(size, response.headers.get("ETag", ""), parsedate_to_datetime(modified) if modified else None),
-            )
+            sig = signature(size, response.headers.get("ETag", ""), parsedate_to_datetime(modified) if modified else None)
+            if size > max_bytes:
+                raise ObjectTooLarge(f"{key} is {size} bytes, over the {max_bytes}-byte limit", sig)
+            return Fetched(response.read(), sig)
         finally:
             response.close()
             response.release_conn()

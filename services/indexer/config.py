@@ -36,6 +36,8 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     box_margin: float = Field(
         0.1, ge=0, le=1, description="Default context margin around an object box, as a fraction of the box's side."
     )
-    max_image_bytes: int = Field(50 * 1024 * 1024, description="Larger objects are recorded as failed.")
+    max_image_bytes: int = Field(
+        20 * 1024 * 1024, description="Larger images are recorded as failed (keep it within the embedder's limit)."
+    )
     max_annotation_bytes: int = Field(1024 * 1024 * 1024, description="Largest annotation file read.")
     job_history: int = Field(1000, ge=1, description="Jobs kept per dataset; older ones are forgotten.")

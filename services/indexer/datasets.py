@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from services.indexer import tasks
 from services.indexer.catalog import DatasetConfig, check_dataset_name
 from services.indexer.events import DatasetChanges
-from services.indexer.ingest import Ingestor
+from services.indexer.ingest import Ingestor, Transient
 from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView
 
 logger = logging.getLogger(__name__)
@@ -83,12 +83,17 @@ class Indexer:
         self.catalog.register(name, explicit=kind == SCAN)
         if not self.catalog.exists(name):
             return None  # deleted by its owner: not rediscovered
-        job_id = self.jobs.create(name, kind, claim_active=True)
-        if job_id is None:
+        for _ in range(3):  # the active job can end between two of these steps
+            job_id = self.jobs.create(name, kind, claim_active=True)
+            if job_id is not None:
+                tasks.scan_dataset.delay(job_id, name)
+                return self.jobs.get(job_id)
+            if kind != SCAN:
+                return None
             active = self.jobs.active_job(name)
-            return self.jobs.get(active) if kind == SCAN and active else None
-        tasks.scan_dataset.delay(job_id, name)
-        return self.jobs.get(job_id)
+            if active and self.jobs.promote(active):
+                return self.jobs.get(active)
+        raise Transient(f"dataset {name} is busy: try again")
 
     def apply_events(self, changes: dict[str, DatasetChanges]) -> list[str]:
         """One job per dataset for the images the events name; changed annotations
@@ -122,7 +127,8 @@ class Indexer:
                     logger.info("found new dataset %s", name)
             except ValueError as error:
                 logger.warning("ignoring prefix %r: %s", name, error)
-        stale_after = 2 * self.settings.task_visibility_timeout_s
+        # Past this, no redelivery can still be coming: the job's tasks were lost.
+        stale_after = 2 * self.settings.task_visibility_timeout_s + 120
         for name in self.catalog.names():
             self.jobs.release_if_stale(name, stale_after)
             self.scan(name, kind=RECONCILE)

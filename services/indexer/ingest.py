@@ -26,7 +26,7 @@ from services.common.vectors import Entry, VectorStore
 from services.indexer import annotations as ann
 from services.indexer.catalog import Catalog, ManifestEntry
 from services.indexer.config import IndexerSettings
-from services.indexer.jobs import DONE, FAILED_ITEM, RECONCILE, SKIPPED, JobStore
+from services.indexer.jobs import DONE, FAILED_ITEM, SKIPPED, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -131,15 +131,13 @@ class Ingestor:
         ]
         gone = [key for key in manifest if key not in images]
         self.jobs.plan(job_id, total=len(images) + len(gone), unchanged=len(images) - len(changed))
-        if not changed and not gone and self._is_routine(job_id, version):
-            self.jobs.discard(job_id)  # the periodic reconcile found nothing: no job to show for it
-            return []
+        # A periodic reconcile that found nothing leaves no job behind, except the
+        # first under a new model, which the alias switch waits for.
+        if not changed and not gone and self.vectors.serving_version() == version:
+            if self.jobs.discard_if_reconcile(job_id):
+                return []
         logger.info("planned %s: %d images, %d to index, %d gone", dataset, len(images), len(changed), len(gone))
         return sorted(changed) + sorted(gone)
-
-    def _is_routine(self, job_id: str, version: str) -> bool:
-        job = self.jobs.get(job_id, max_failures=1)
-        return job is not None and job.kind == RECONCILE and self.vectors.serving_version() == version
 
     def _read_annotations(self, job_id, dataset, images, files) -> dict[str, list[ann.Annotation]]:
         resolver = ann.KeyResolver(images)
@@ -177,8 +175,9 @@ class Ingestor:
             if item is None:
                 gone.append(key)
                 outcomes[key] = _Outcome(DONE)
-            elif isinstance(item, str):
-                outcomes[key] = _Outcome(FAILED_ITEM, item)
+            elif isinstance(item, ObjectTooLarge):
+                outcomes[key] = _Outcome(FAILED_ITEM, str(item))
+                manifest[key] = ManifestEntry(item.signature, "", ann.fingerprint(boxes.get(key, [])))
             else:
                 sha = hashlib.sha256(item.data).hexdigest()
                 entry = ManifestEntry(item.signature, sha, ann.fingerprint(boxes.get(key, [])))
@@ -207,14 +206,14 @@ class Ingestor:
             self.jobs.record(job_id, key, outcome.kind, outcome.reason, outcome.objects)
         self.jobs.maybe_finish(job_id)
 
-    def _fetch(self, dataset: str, key: str) -> Fetched | str | None:
-        """The object, None if it is gone, or why it cannot be used."""
+    def _fetch(self, dataset: str, key: str) -> Fetched | ObjectTooLarge | None:
+        """The object, None if it is gone, or why it is too large to use."""
         try:
             return self.store.fetch(dataset, key, self.settings.max_image_bytes)
         except ObjectNotFound:
             return None
         except ObjectTooLarge as error:
-            return str(error)
+            return error
         except (S3Error, urllib3.exceptions.HTTPError) as error:
             raise Transient(f"object storage: {error}") from error
 

@@ -61,6 +61,23 @@ if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
 return final
 """
 
+# KEYS: job hash, done, skipped, failed, problems, active-job key, dataset's job index, all-jobs index
+# ARGV: job id
+_DISCARD_IF_RECONCILE = """
+if redis.call('HGET', KEYS[1], 'kind') ~= 'reconcile' then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
+redis.call('ZREM', KEYS[7], ARGV[1]); redis.call('ZREM', KEYS[8], ARGV[1])
+return 1
+"""
+
+# KEYS: job hash
+_PROMOTE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'kind', 'scan')
+return 1
+"""
+
 
 @dataclass
 class JobView:
@@ -112,6 +129,8 @@ class JobStore:
         self.history = history
         self._record = client.register_script(_RECORD)
         self._finish = client.register_script(_MAYBE_FINISH)
+        self._discard = client.register_script(_DISCARD_IF_RECONCILE)
+        self._promote = client.register_script(_PROMOTE)
 
     # -- keys ------------------------------------------------------------
     @staticmethod
@@ -188,14 +207,17 @@ class JobStore:
         if self.redis.get(active) == job_id.encode():
             self.redis.delete(active)
 
-    def discard(self, job_id: str) -> None:
-        """Forgets a job that turned out to have nothing to do (periodic reconciles)."""
+    def discard_if_reconcile(self, job_id: str) -> bool:
+        """Forgets a periodic reconcile that found nothing to do (unless someone asked
+        for it meanwhile: see promote), so job lists show work, not heartbeats."""
         dataset = self.dataset_of(job_id)
-        if self.redis.get(self._active(dataset)) == job_id.encode():
-            self.redis.delete(self._active(dataset))
-        self.redis.delete(*self._keys(job_id))
-        self.redis.zrem(f"vz:jobs:{dataset}", job_id)
-        self.redis.zrem("vz:jobs", job_id)
+        keys = [*self._keys(job_id), self._active(dataset), f"vz:jobs:{dataset}", "vz:jobs"]
+        return bool(self._discard(keys=keys, args=[job_id]))
+
+    def promote(self, job_id: str) -> bool:
+        """Makes a running reconcile a scan someone asked for, so it is kept; False
+        if it was already discarded."""
+        return bool(self._promote(keys=[self._job(job_id)]))
 
     def dataset_of(self, job_id: str) -> str:
         value = self.redis.hget(self._job(job_id), "dataset")

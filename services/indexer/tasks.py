@@ -29,7 +29,13 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,  # a worker lost mid-task: the message goes back, not away
     worker_prefetch_multiplier=1,  # a dead worker holds at most its running tasks hostage
-    broker_transport_options={"visibility_timeout": settings.task_visibility_timeout_s},
+    broker_transport_options={
+        "visibility_timeout": settings.task_visibility_timeout_s,
+        # Every worker looks for messages past their visibility timeout this often
+        # (kombu's default scans only every 10th sweep: 100 s).
+        "unacked_restore_interval": max(1, min(10, settings.task_visibility_timeout_s // 3)),
+        "unacked_restore_throttle": 1,
+    },
     broker_connection_retry_on_startup=True,
     task_default_queue=QUEUE,
     task_ignore_result=True,

@@ -34,6 +34,7 @@ class StackSettings(BaseSettings):
     worker_metrics_port: Port = 9105
     reconcile_interval_s: float = Field(5.0, description="How often the local indexer lists the bucket for new files.")
     task_visibility_timeout_s: int = Field(900, description="Seconds before a dead worker's task is redelivered.")
+    ingest_batch_size: int = Field(64, description="Images per ingestion task.")
     webhook_token: str = Field("local-webhook-token", description="Token the local indexer's webhook expects.")
     start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")
     stop_grace_s: float = Field(10.0, description="Seconds a component gets to exit on SIGTERM before SIGKILL.")
