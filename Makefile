@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status test proto proto-check bench-embed clean
+.PHONY: setup up down status test proto proto-check bench-embed bench-ingest clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ proto-check: setup
 
 bench-embed: setup
 	$(PYTHON) -m tests.bench.bench_embed
+
+N ?= 2000
+bench-ingest: setup
+	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
 
 clean: down
 	rm -rf .run

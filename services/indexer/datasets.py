@@ -36,6 +36,7 @@ class Indexer:
         self.catalog = ingestor.catalog
         self.jobs = ingestor.jobs
         self.settings = ingestor.settings
+        self._ignored_prefixes: set[str] = set()  # warned about once
 
     # -- datasets --------------------------------------------------------
     def create(self, name: str, box_margin: float | None) -> DatasetView:
@@ -126,7 +127,9 @@ class Indexer:
                 if self.catalog.register(name):
                     logger.info("found new dataset %s", name)
             except ValueError as error:
-                logger.warning("ignoring prefix %r: %s", name, error)
+                if name not in self._ignored_prefixes:
+                    self._ignored_prefixes.add(name)
+                    logger.warning("ignoring prefix %r: %s", name, error)
         # Past this, no redelivery can still be coming: the job's tasks were lost.
         stale_after = 2 * self.settings.task_visibility_timeout_s + 120
         for name in self.catalog.names():

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import grpc
+import prometheus_client
 import redis
 import urllib3
 from minio.error import S3Error
@@ -35,6 +36,12 @@ _TRANSIENT_CODES = {
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED,
 }
+ITEMS = prometheus_client.Counter(
+    "vizsearch_ingest_items_total", "Images handled by workers, by outcome (done, skipped, failed).", ["outcome"])
+OBJECTS = prometheus_client.Counter("vizsearch_ingest_objects_total", "Object entries written.")
+BATCH_SECONDS = prometheus_client.Histogram(
+    "vizsearch_ingest_batch_seconds", "Time to index one batch, from download to recorded outcome.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 _EMBED_CHUNK = 256  # items per embedding call (the embedder accepts up to 1024)
 _MODEL_INFO_TTL_S = 30.0
 
@@ -161,6 +168,10 @@ class Ingestor:
     def index_keys(self, job_id: str, dataset: str, keys: list[str]) -> None:
         """Brings the index in line with what storage holds under these keys now:
         embeds new or changed images and their boxes, removes what is gone."""
+        with BATCH_SECONDS.time():
+            self._index_keys(job_id, dataset, keys)
+
+    def _index_keys(self, job_id: str, dataset: str, keys: list[str]) -> None:
         model = self.model()
         version = model.version
         margin = self.catalog.config(dataset).box_margin
@@ -204,6 +215,8 @@ class Ingestor:
         for key in keys:
             outcome = outcomes[key]
             self.jobs.record(job_id, key, outcome.kind, outcome.reason, outcome.objects)
+            ITEMS.labels(outcome.kind).inc()
+        OBJECTS.inc(len(object_entries))
         self.jobs.maybe_finish(job_id)
 
     def _fetch(self, dataset: str, key: str) -> Fetched | ObjectTooLarge | None:
