@@ -17,7 +17,7 @@ from PIL import Image
 from services.common.config import StorageSettings
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.common.storage import ObjectStore
-from services.common.vectors import VectorSettings, VectorStore
+from services.common.vectors import LEVELS, VectorSettings, VectorStore
 from services.localstack.components import worker_component
 from tests import imagegen
 from tests.conftest import TEST_BATCH_SIZE, TEST_WEBHOOK_TOKEN
@@ -291,3 +291,46 @@ def test_datasets_are_created_configured_listed_and_deleted(indexer, store, vect
     assert store.get("wide", "a.jpg", 10**6), "the stored images are never touched"
     time.sleep(5)  # two reconciler passes: a deleted dataset is not rediscovered from its prefix
     assert "wide" not in [d.name for d in indexer.ListDatasets(indexer_pb2.ListDatasetsRequest(), timeout=30).datasets]
+
+
+def test_a_new_model_is_served_once_every_dataset_is_scanned_under_it(stack, fresh_redis, model_version):
+    """Collections of another prefix, and Redis of its own, so the stack's indexer is undisturbed."""
+    from services.indexer.config import IndexerSettings
+    from services.indexer.datasets import Indexer
+    from services.indexer.ingest import Ingestor
+    from services.indexer.jobs import SCAN
+
+    prefix = "modelswitch"
+    old = VectorStore(VectorSettings(milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}",
+                                     collection_prefix=prefix))
+    old.ensure_collections("oldmodel", 512)
+    assert old.serving_version() == "oldmodel"
+
+    redis_port = fresh_redis.connection_pool.connection_kwargs["port"]
+    ingestor = Ingestor(IndexerSettings(
+        embedder_url=f"127.0.0.1:{stack.settings.embedder_port}", redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}", collection_prefix=prefix))
+    indexer = Indexer(ingestor)
+    try:
+        assert ingestor.model().version == model_version  # creates the new model's collections...
+        assert ingestor.vectors.client.has_collection(f"{prefix}_objects_{model_version}")
+        assert old.serving_version() == "oldmodel"  # ...without serving them yet
+        ingestor.catalog.register("a")
+        ingestor.catalog.register("b")
+        job_a = ingestor.jobs.create("a", SCAN)
+        ingestor.jobs.start(job_a, model_version)
+        ingestor.jobs.plan(job_a, total=0)
+        assert not indexer.maybe_switch_aliases(), "dataset b has no scan under the new model yet"
+        job_b = ingestor.jobs.create("b", SCAN)
+        ingestor.jobs.start(job_b, model_version)
+        ingestor.jobs.plan(job_b, total=0)
+        assert indexer.maybe_switch_aliases()
+        assert old.serving_version("images") == old.serving_version("objects") == model_version
+    finally:
+        ingestor.close()
+        for level in LEVELS:
+            old.client.drop_alias(old.alias(level))
+        for name in old.client.list_collections():
+            if name.startswith(f"{prefix}_"):
+                old.client.drop_collection(name)
+        old.close()
