@@ -70,14 +70,12 @@ def test_an_empty_plan_finishes_at_once_and_history_is_bounded(fresh_redis):
     assert jobs.get(ids[0]) is None
 
 
-def test_an_idle_reconcile_is_forgotten_unless_someone_asked_for_it(fresh_redis):
+def test_an_idle_reconcile_is_forgotten_and_only_a_reconcile(fresh_redis):
     jobs = JobStore(fresh_redis)
     routine = jobs.create("ds", RECONCILE, claim_active=True)
     assert jobs.discard_if_reconcile(routine)
     assert jobs.get(routine) is None and jobs.active_job("ds") is None and jobs.recent("ds") == []
-
-    asked_for = jobs.create("ds", RECONCILE, claim_active=True)
-    assert jobs.promote(asked_for)
+    asked_for = jobs.create("ds", SCAN)
+    assert jobs.claim_active("ds", asked_for) and not jobs.claim_active("ds", "another")
     assert not jobs.discard_if_reconcile(asked_for)
     assert jobs.get(asked_for).kind == SCAN
-    assert not jobs.promote("no-such-job")

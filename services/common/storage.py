@@ -46,6 +46,7 @@ def signature(size: int, etag: str, modified: datetime | None) -> str:
 class StoredObject:
     key: str  # relative to the dataset prefix
     signature: str
+    modified: float  # epoch seconds
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ class ObjectStore:
         prefix = f"{dataset}/"
         for item in self.client.list_objects(self.bucket, prefix=prefix, recursive=True):
             if not item.is_dir:
-                yield StoredObject(item.object_name[len(prefix):], signature(item.size or 0, item.etag or "", item.last_modified))
+                modified = item.last_modified.timestamp() if item.last_modified else 0.0
+                yield StoredObject(item.object_name[len(prefix):],
+                                   signature(item.size or 0, item.etag or "", item.last_modified), modified)
 
     def fetch(self, dataset: str, key: str, max_bytes: int) -> Fetched:
         """The object's bytes and signature, read in one request."""

@@ -84,11 +84,20 @@ class Catalog:
         with self.redis.pipeline() as pipe:
             pipe.srem("vz:datasets", name)
             pipe.sadd("vz:dataset-tombstones", name)
-            pipe.delete(f"vz:dataset:{name}", f"vz:ann:{name}")
+            pipe.delete(f"vz:dataset:{name}", f"vz:ann:{name}", f"vz:unsettled:{name}")
             pipe.execute()
         for pattern in (f"vz:manifest:*:{name}", f"vz:failed:*:{name}"):
             for key in self.redis.scan_iter(match=pattern):
                 self.redis.delete(key)
+
+    def unsettled_since(self, name: str, now: float) -> float:
+        """When the reconciler first found the dataset still being uploaded."""
+        key = f"vz:unsettled:{name}"
+        self.redis.set(key, now, nx=True, ex=86400)
+        return float(self.redis.get(key) or now)
+
+    def clear_unsettled(self, name: str) -> None:
+        self.redis.delete(f"vz:unsettled:{name}")
 
     # -- the manifest ----------------------------------------------------
     @staticmethod

@@ -21,6 +21,11 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     reconcile_interval_s: float = Field(
         60.0, ge=0, description="Seconds between listings of every dataset's prefix; 0 turns the reconciler off."
     )
+    reconcile_settle_s: float = Field(
+        30.0, ge=0,
+        description="The reconciler leaves a dataset alone until its newest object is this old (an upload in progress "
+        "becomes one job, not several); past ten times this it scans anyway.",
+    )
     batch_size: int = Field(64, ge=1, le=1024, description="Images per worker task (and per embedding call).")
     download_threads: int = Field(16, ge=1, description="Concurrent object downloads within one task.")
     worker_concurrency: int = Field(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from services.indexer import tasks
 from services.indexer.catalog import DatasetConfig, check_dataset_name
 from services.indexer.events import DatasetChanges
-from services.indexer.ingest import Ingestor, Transient
+from services.indexer.ingest import Ingestor
 from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView
 
 logger = logging.getLogger(__name__)
@@ -78,23 +78,22 @@ class Indexer:
 
     # -- jobs ------------------------------------------------------------
     def scan(self, name: str, kind: str = SCAN) -> JobView | None:
-        """Starts a scan, or returns the one already running for this dataset. A
-        reconcile that finds the dataset busy returns None."""
+        """Starts a scan. One asked for always starts, so that its listing includes
+        whatever was just uploaded; a periodic one (RECONCILE) only when the dataset
+        has no active scan (else None)."""
         check_dataset_name(name)
         self.catalog.register(name, explicit=kind == SCAN)
         if not self.catalog.exists(name):
             return None  # deleted by its owner: not rediscovered
-        for _ in range(3):  # the active job can end between two of these steps
+        if kind == SCAN:
+            job_id = self.jobs.create(name, kind)
+            self.jobs.claim_active(name, job_id)  # if free: the reconciler then waits for it
+        else:
             job_id = self.jobs.create(name, kind, claim_active=True)
-            if job_id is not None:
-                tasks.scan_dataset.delay(job_id, name)
-                return self.jobs.get(job_id)
-            if kind != SCAN:
+            if job_id is None:
                 return None
-            active = self.jobs.active_job(name)
-            if active and self.jobs.promote(active):
-                return self.jobs.get(active)
-        raise Transient(f"dataset {name} is busy: try again")
+        tasks.scan_dataset.delay(job_id, name)
+        return self.jobs.get(job_id)
 
     def apply_events(self, changes: dict[str, DatasetChanges]) -> list[str]:
         """One job per dataset for the images the events name; changed annotations

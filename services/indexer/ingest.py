@@ -27,7 +27,7 @@ from services.common.vectors import Entry, VectorStore
 from services.indexer import annotations as ann
 from services.indexer.catalog import Catalog, ManifestEntry
 from services.indexer.config import IndexerSettings
-from services.indexer.jobs import DONE, FAILED_ITEM, SKIPPED, JobStore
+from services.indexer.jobs import DONE, FAILED_ITEM, RECONCILE, SKIPPED, JobStore
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,15 @@ class Ingestor:
         version = self.model().version
         self.jobs.start(job_id, version)
         try:
-            listing = {o.key: o.signature for o in self.store.list(dataset)}
+            objects = list(self.store.list(dataset))
         except (S3Error, urllib3.exceptions.HTTPError) as error:
             raise Transient(f"object storage: {error}") from error
+        job = self.jobs.get(job_id, max_failures=1)
+        if job is not None and job.kind == RECONCILE and not self._settled(dataset, objects):
+            self.jobs.discard_if_reconcile(job_id)
+            logger.info("%s is still being uploaded: left for a later pass", dataset)
+            return []
+        listing = {o.key: o.signature for o in objects}
         images = {key: sig for key, sig in listing.items() if is_image_key(key)}
         boxes = self._read_annotations(job_id, dataset, images, [k for k in listing if ann.is_annotation_file(k)])
         self.catalog.set_annotations(dataset, boxes)
@@ -145,6 +151,19 @@ class Ingestor:
                 return []
         logger.info("planned %s: %d images, %d to index, %d gone", dataset, len(images), len(changed), len(gone))
         return sorted(changed) + sorted(gone)
+
+    def _settled(self, dataset: str, objects) -> bool:
+        """True once the newest object is VIZSEARCH_RECONCILE_SETTLE_S old, or the
+        dataset has been unsettled for ten times that (uploads that never pause)."""
+        settle = self.settings.reconcile_settle_s
+        now = time.time()
+        if max((o.modified for o in objects), default=0.0) <= now - settle:
+            self.catalog.clear_unsettled(dataset)
+            return True
+        if now - self.catalog.unsettled_since(dataset, now) > 10 * settle:
+            self.catalog.clear_unsettled(dataset)
+            return True
+        return False
 
     def _read_annotations(self, job_id, dataset, images, files) -> dict[str, list[ann.Annotation]]:
         resolver = ann.KeyResolver(images)

@@ -71,13 +71,6 @@ redis.call('ZREM', KEYS[7], ARGV[1]); redis.call('ZREM', KEYS[8], ARGV[1])
 return 1
 """
 
-# KEYS: job hash
-_PROMOTE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'kind', 'scan')
-return 1
-"""
-
 
 @dataclass
 class JobView:
@@ -130,7 +123,6 @@ class JobStore:
         self._record = client.register_script(_RECORD)
         self._finish = client.register_script(_MAYBE_FINISH)
         self._discard = client.register_script(_DISCARD_IF_RECONCILE)
-        self._promote = client.register_script(_PROMOTE)
 
     # -- keys ------------------------------------------------------------
     @staticmethod
@@ -147,8 +139,8 @@ class JobStore:
 
     # -- lifecycle -------------------------------------------------------
     def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False) -> str | None:
-        """A new queued job. With claim_active, only if the dataset has no unfinished
-        scan (returns None then): two scans of one dataset would do the work twice."""
+        """A new queued job. With claim_active, it becomes the dataset's active scan,
+        or None is returned if another is active: the reconciler leaves busy datasets alone."""
         job_id = new_job_id()
         if claim_active and not self.redis.set(self._active(dataset), job_id, nx=True):
             return None
@@ -163,6 +155,9 @@ class JobStore:
             pipe.execute()
         self._trim(dataset)
         return job_id
+
+    def claim_active(self, dataset: str, job_id: str) -> bool:
+        return bool(self.redis.set(self._active(dataset), job_id, nx=True))
 
     def active_job(self, dataset: str) -> str | None:
         value = self.redis.get(self._active(dataset))
@@ -208,16 +203,12 @@ class JobStore:
             self.redis.delete(active)
 
     def discard_if_reconcile(self, job_id: str) -> bool:
-        """Forgets a periodic reconcile that found nothing to do (unless someone asked
-        for it meanwhile: see promote), so job lists show work, not heartbeats."""
+        """Forgets a periodic reconcile that found nothing to do, so job lists show
+        work, not heartbeats."""
         dataset = self.dataset_of(job_id)
         keys = [*self._keys(job_id), self._active(dataset), f"vz:jobs:{dataset}", "vz:jobs"]
         return bool(self._discard(keys=keys, args=[job_id]))
 
-    def promote(self, job_id: str) -> bool:
-        """Makes a running reconcile a scan someone asked for, so it is kept; False
-        if it was already discarded."""
-        return bool(self._promote(keys=[self._job(job_id)]))
 
     def dataset_of(self, job_id: str) -> str:
         value = self.redis.hget(self._job(job_id), "dataset")

@@ -103,6 +103,7 @@ def _indexer_env(s: StackSettings) -> dict[str, str]:
         "VIZSEARCH_MILVUS_URI": f"http://127.0.0.1:{s.milvus_port}",
         "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
         "VIZSEARCH_TASK_VISIBILITY_TIMEOUT_S": str(s.task_visibility_timeout_s),
+        "VIZSEARCH_RECONCILE_SETTLE_S": str(s.reconcile_settle_s),
         "VIZSEARCH_WEBHOOK_TOKEN": s.webhook_token,
         "VIZSEARCH_BATCH_SIZE": str(s.ingest_batch_size),
     }

@@ -33,6 +33,7 @@ class StackSettings(BaseSettings):
     webhook_port: Port = 8082
     worker_metrics_port: Port = 9105
     reconcile_interval_s: float = Field(5.0, description="How often the local indexer lists the bucket for new files.")
+    reconcile_settle_s: float = Field(3.0, description="How long a drop must be quiet before the reconciler takes it.")
     task_visibility_timeout_s: int = Field(900, description="Seconds before a dead worker's task is redelivered.")
     ingest_batch_size: int = Field(64, description="Images per ingestion task.")
     webhook_token: str = Field("local-webhook-token", description="Token the local indexer's webhook expects.")
