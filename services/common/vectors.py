@@ -28,6 +28,9 @@ from services.common.config import ENV_PREFIX
 logger = logging.getLogger(__name__)
 
 LEVELS = ("images", "objects")
+# Where an object entry's box comes from (the `source` field).
+GROUND_TRUTH = "ground_truth"
+PREDICTION = "prediction"
 MAX_KEY_CHARS = 1024
 MAX_LABEL_CHARS = 256
 # Milvus before 2.3.10 computes an upsert's partition from the wrong field when
@@ -235,6 +238,25 @@ class VectorStore:
             self.collection(level, model_version), filter=f"dataset == {quote(dataset)}",
             output_fields=list(fields), consistency_level="Strong", limit=limit,
         )
+
+    def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
+               expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,
+               consistency: str = "Bounded") -> list[dict]:
+        """Nearest entries by cosine similarity, best first: each hit's fields plus `score`."""
+        hits = self.client.search(
+            self.collection(level, model_version), data=[list(vector)], limit=limit, filter=expression,
+            output_fields=list(output_fields), consistency_level=consistency,
+            search_params={"metric_type": "COSINE", "params": {"ef": max(ef, limit + offset)}, "offset": offset},
+        )[0]
+        return [{**hit["entity"], "id": hit["id"], "score": float(hit["distance"])} for hit in hits]
+
+    def vectors_by_id(self, model_version: str, level: str, ids: Sequence[str]) -> dict[str, list[float]]:
+        rows = self.client.query(self.collection(level, model_version), filter=f"id in {quote_list(ids)}",
+                                 output_fields=["vector"], consistency_level="Bounded")
+        return {row["id"]: list(row["vector"]) for row in rows}
+
+    def has_collections(self, model_version: str) -> bool:
+        return all(self.client.has_collection(self.collection(level, model_version)) for level in LEVELS)
 
     def close(self) -> None:
         self.client.close()

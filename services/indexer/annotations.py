@@ -14,9 +14,9 @@ import posixpath
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+from services.common.vectors import GROUND_TRUTH, PREDICTION
+
 ANNOTATIONS_DIR = "_annotations/"
-GROUND_TRUTH = "ground_truth"
-PREDICTION = "prediction"
 
 
 @dataclass(frozen=True)

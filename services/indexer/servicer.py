@@ -86,7 +86,10 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
         return dataset_message(self.indexer.get(request.name))
 
     @_domain_errors
-    def ListDatasets(self, request):
+    def ListDatasets(self, request: indexer_pb2.ListDatasetsRequest):
+        if request.names_only:
+            names = self.indexer.catalog.names()
+            return indexer_pb2.ListDatasetsResponse(datasets=[indexer_pb2.Dataset(name=n) for n in names])
         return indexer_pb2.ListDatasetsResponse(datasets=[dataset_message(v) for v in self.indexer.all()])
 
     @_domain_errors

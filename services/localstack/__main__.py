@@ -49,6 +49,11 @@ def main() -> int:
         for status in stack.status():
             for name, endpoint in status.endpoints.items():
                 print(f"  {name:18} {endpoint}")
+        if stack.settings.api_keys_file is None:
+            print("\nauthentication is OFF: the gateway listens on 127.0.0.1 only "
+                  "(set VIZSEARCH_API_KEYS_FILE to require API keys)")
+        else:
+            print(f"\nauthentication is ON: API keys from {stack.settings.api_keys_file}")
         return 0
     if args.command == "down":
         stack.down()

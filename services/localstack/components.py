@@ -189,4 +189,36 @@ def components(settings: StackSettings) -> list[Component]:
             },
         ),
         worker_component(s),
+        Component(
+            "query",
+            [python, "-m", "services.query"],
+            {"query": f"127.0.0.1:{s.query_port}"},
+            lambda: grpc_serving(f"127.0.0.1:{s.query_port}"),
+            env={
+                "VIZSEARCH_GRPC_PORT": str(s.query_port),
+                "VIZSEARCH_METRICS_PORT": str(s.query_metrics_port),
+                "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
+                "VIZSEARCH_MILVUS_URI": f"http://127.0.0.1:{s.milvus_port}",
+                # Locally, a search sees what was indexed a moment ago.
+                "VIZSEARCH_SEARCH_CONSISTENCY": "Strong",
+            },
+        ),
+        Component(
+            "gateway",
+            [python, "-m", "services.gateway"],
+            {"gateway-http": f"http://127.0.0.1:{s.gateway_http_port}", "gateway-grpc": f"127.0.0.1:{s.gateway_grpc_port}"},
+            lambda: grpc_serving(f"127.0.0.1:{s.gateway_grpc_port}"),
+            env={
+                "VIZSEARCH_GRPC_PORT": str(s.gateway_grpc_port),
+                "VIZSEARCH_HTTP_PORT": str(s.gateway_http_port),
+                "VIZSEARCH_METRICS_PORT": str(s.gateway_metrics_port),
+                "VIZSEARCH_QUERY_URL": f"127.0.0.1:{s.query_port}",
+                "VIZSEARCH_INDEXER_URL": f"127.0.0.1:{s.indexer_port}",
+                "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
+                "VIZSEARCH_REDIS_URL": f"redis://127.0.0.1:{s.redis_port}/0",
+                "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
+                "VIZSEARCH_AUTH_ENABLED": str(s.api_keys_file is not None).lower(),
+                **({"VIZSEARCH_API_KEYS_FILE": str(s.api_keys_file)} if s.api_keys_file else {}),
+            },
+        ),
     ]

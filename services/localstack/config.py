@@ -28,6 +28,14 @@ class StackSettings(BaseSettings):
     triton_metrics_port: Port = 8002
     embedder_port: Port = 50054
     embedder_metrics_port: Port = 9104
+    query_port: Port = 50053
+    query_metrics_port: Port = 9103
+    gateway_grpc_port: Port = 50051
+    gateway_http_port: Port = 8080
+    gateway_metrics_port: Port = 9101
+    api_keys_file: Path | None = Field(
+        None, description="API keys (as hashes) for the local gateway; unset: authentication off (loopback only)."
+    )
     indexer_port: Port = 50052
     indexer_metrics_port: Port = 9102
     webhook_port: Port = 8082

@@ -62,8 +62,10 @@ class GetDatasetRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class ListDatasetsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("names_only",)
+    NAMES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    names_only: bool
+    def __init__(self, names_only: _Optional[bool] = ...) -> None: ...
 
 class ListDatasetsResponse(_message.Message):
     __slots__ = ("datasets",)

@@ -1,0 +1,65 @@
+"""Runs the gateway: `python -m services.gateway` (configured by VIZSEARCH_* variables).
+
+One process serves the public gRPC API and the HTTP API (FastAPI) side by side.
+"""
+
+import asyncio
+import logging
+
+import redis.asyncio as redis
+
+from services.common import grpc_server, logs
+from services.common.genproto.vizsearch.v1 import gateway_pb2, gateway_pb2_grpc
+from services.common.http_server import EmbeddedHttpServer
+from services.common.storage import ObjectStore
+from services.gateway import http_api
+from services.gateway.auth import KeyRing, is_loopback
+from services.gateway.config import GatewaySettings
+from services.gateway.core import Backends, Gateway
+from services.gateway.ratelimit import RateLimiter
+from services.gateway.servicer import GatewayServicer
+
+logger = logging.getLogger("services.gateway")
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
+
+
+async def wait_for_backends(gateway: Gateway) -> None:
+    delay = 0.5
+    while down := await gateway.unready_backends():
+        logs.log(logger, logging.WARNING, "waiting for backends", down=down, retry_in_s=delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10)
+    logs.log(logger, logging.INFO, "backends ready")
+
+
+async def main() -> None:
+    settings = GatewaySettings()
+    logs.configure("gateway", settings.log_level, settings.log_format)
+    if not settings.auth_enabled and not is_loopback(settings.host):
+        raise SystemExit(f"VIZSEARCH_AUTH_ENABLED=false is refused on {settings.host}: "
+                         "authentication may be off only on a loopback address")
+    keys = KeyRing.from_file(settings.api_keys_file)
+    if settings.auth_enabled and not keys.keys:
+        logs.log(logger, logging.WARNING, "no API keys configured: every call will be refused (401)")
+    logs.log(logger, logging.INFO, "authentication", enabled=settings.auth_enabled, keys=len(keys.keys))
+    backends = Backends.connect(settings)
+    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+    limiter = RateLimiter(redis_client, settings.rate_limit_per_minute)
+    gateway = Gateway(settings, backends, ObjectStore(settings), keys, limiter)
+    http = EmbeddedHttpServer(http_api.create_app(gateway), settings.host, settings.http_port)
+    await http.start()
+
+    def register(server):
+        gateway_pb2_grpc.add_GatewayServicer_to_server(GatewayServicer(gateway), server)
+        return [SERVICE_NAME]
+
+    async def close():
+        await http.stop()
+        await backends.close()
+        await redis_client.aclose()
+
+    await grpc_server.serve("gateway", settings, register, ready=wait_for_backends(gateway), on_stop=close)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,29 @@
+"""The gateway's configuration (VIZSEARCH_* variables)."""
+
+from pathlib import Path
+
+from pydantic import Field
+
+from services.common.config import ServiceSettings, StorageSettings
+
+
+class GatewaySettings(ServiceSettings, StorageSettings):
+    grpc_port: int = 50051
+    http_port: int = Field(8080, description="Port of the HTTP API (FastAPI; OpenAPI docs at /docs).")
+    metrics_port: int = 9101
+    query_url: str = Field("127.0.0.1:50053", description="host:port of the query service.")
+    indexer_url: str = Field("127.0.0.1:50052", description="host:port of the indexer.")
+    embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
+    redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis, for per-key rate limits.")
+    backend_timeout_s: float = Field(30.0, description="Deadline of every call to a backend.")
+    auth_enabled: bool = Field(True, description="Require API keys; may be false only on a loopback address.")
+    api_keys_file: Path | None = Field(
+        None, description="JSON list of API keys, as hashes: [{name, sha256, role, datasets?}] (a mounted Secret)."
+    )
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per key (or client, without auth); 0: no limit.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest query image, uploaded or in base64.")
+    max_text_chars: int = Field(1000, description="Longest query text.")
+    image_redirect: bool = Field(
+        False, description="Answer GET /v1/images/... with a presigned storage URL instead of streaming the bytes."
+    )
+    presign_ttl_s: int = Field(300, ge=1, description="Lifetime of a presigned image URL.")

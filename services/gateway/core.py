@@ -1,0 +1,252 @@
+"""What the gateway does for a caller, whichever door they came in by (HTTP or
+gRPC): check their rights, scope their datasets, call the backend with a
+deadline, and turn backend failures into errors that name the problem."""
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import grpc
+import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from minio.error import S3Error
+
+from services.common import grpc_client
+from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc,
+                                                   query_pb2, query_pb2_grpc)
+from services.common.storage import ObjectStore, object_name
+from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
+from services.gateway.config import GatewaySettings
+from services.gateway.ratelimit import RateLimiter
+
+# gRPC status -> HTTP status, for errors passed on from a backend.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.FAILED_PRECONDITION: 409,
+}
+GRPC_STATUS = {**{v: k for k, v in HTTP_STATUS.items()}, 413: grpc.StatusCode.INVALID_ARGUMENT,
+               400: grpc.StatusCode.INVALID_ARGUMENT, 500: grpc.StatusCode.INTERNAL}
+_DATASET_NAMES_TTL_S = 5.0
+logger = logging.getLogger(__name__)
+IMAGE_CHUNK_BYTES = 256 * 1024
+
+
+class GatewayError(Exception):
+    def __init__(self, status: int, message: str, retry_after: int = 0):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after  # seconds, for 429
+
+    @property
+    def grpc_code(self) -> grpc.StatusCode:
+        return GRPC_STATUS.get(self.status, grpc.StatusCode.UNKNOWN)
+
+
+def from_auth(error: AuthError) -> GatewayError:
+    return GatewayError(error.status, str(error))
+
+
+@dataclass
+class Backends:
+    query: query_pb2_grpc.QueryStub
+    indexer: indexer_pb2_grpc.IndexerStub
+    embedder: embedder_pb2_grpc.EmbedderStub
+    channels: dict[str, grpc.aio.Channel]
+
+    @classmethod
+    def connect(cls, settings: GatewaySettings) -> "Backends":
+        channels = {name: grpc_client.channel(url) for name, url in (
+            ("query", settings.query_url), ("indexer", settings.indexer_url), ("embedder", settings.embedder_url))}
+        return cls(query_pb2_grpc.QueryStub(channels["query"]), indexer_pb2_grpc.IndexerStub(channels["indexer"]),
+                   embedder_pb2_grpc.EmbedderStub(channels["embedder"]), channels)
+
+    async def close(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, backends: Backends, store: ObjectStore, keys: KeyRing,
+                 limiter: RateLimiter):
+        self.settings = settings
+        self.backends = backends
+        self.store = store
+        self.keys = keys
+        self.limiter = limiter
+        self._dataset_names: tuple[float, frozenset[str]] | None = None
+
+    async def admit(self, authorization: str | None, client: str) -> Principal:
+        """Who is calling (401 for a missing or unknown key), within their rate (429)."""
+        try:
+            principal = self.keys.authenticate(authorization) if self.settings.auth_enabled else ANONYMOUS
+        except AuthError as error:
+            raise from_auth(error) from error
+        try:
+            wait = await self.limiter.retry_after(principal.name if self.settings.auth_enabled else client)
+        except redis.RedisError as error:  # a safeguard: Redis down must not stop search
+            logger.warning("rate limiter unavailable: %s", error)
+            wait = 0
+        if wait:
+            raise GatewayError(429, f"rate limit of {self.limiter.per_minute} requests per minute reached",
+                               retry_after=wait)
+        return principal
+
+    async def _call(self, backend: str, method, request):
+        try:
+            return await method(request, timeout=self.settings.backend_timeout_s)
+        except grpc.aio.AioRpcError as error:
+            status = HTTP_STATUS.get(error.code(), 502)
+            detail = error.details() or error.code().name
+            if status >= 500:
+                detail = f"{backend}: {error.code().name}: {detail}"
+            raise GatewayError(status, detail) from error
+
+    # -- reads -----------------------------------------------------------
+    async def model(self, principal: Principal):
+        return await self._call("embedder", self.backends.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest())
+
+    async def search(self, principal: Principal, request: query_pb2.SearchRequest) -> query_pb2.SearchResponse:
+        try:
+            scoped = principal.scope(list(request.filters.datasets))
+            self._check_refs(principal, request.query, "query")
+        except AuthError as error:
+            raise from_auth(error) from error
+        await self._check_datasets_exist(list(request.filters.datasets))
+        if principal.datasets is not None and not scoped:
+            return query_pb2.SearchResponse(model=await self.model(principal))
+        scoped_request = query_pb2.SearchRequest()
+        scoped_request.CopyFrom(request)
+        del scoped_request.filters.datasets[:]
+        scoped_request.filters.datasets.extend(scoped)
+        return await self._call("query", self.backends.query.Search, scoped_request)
+
+    def _check_refs(self, principal: Principal, term: query_pb2.QueryTerm, path: str) -> None:
+        """Query images named by reference must be visible to the key too."""
+        kind = term.WhichOneof("kind")
+        if kind in ("image", "object"):
+            image = getattr(term, kind)
+            if image.WhichOneof("source") == "ref":
+                principal.check_dataset(image.ref.dataset)
+            elif image.WhichOneof("source") == "data" and len(image.data) > self.settings.max_image_bytes:
+                raise GatewayError(413, f"{path}.{kind}.data is {len(image.data)} bytes, over the "
+                                        f"{self.settings.max_image_bytes}-byte limit")
+        elif kind == "all":
+            for i, weighted in enumerate(term.all.terms):
+                self._check_refs(principal, weighted.query, f"{path}.all[{i}].query")
+
+    async def _check_datasets_exist(self, names: list[str]) -> None:
+        if not names:
+            return
+        known = await self._known_datasets()
+        missing = [n for n in names if n not in known]
+        if missing:
+            known = await self._known_datasets(fresh=True)
+            missing = [n for n in names if n not in known]
+        if missing:
+            raise GatewayError(404, f"no dataset {missing[0]!r}")
+
+    async def _known_datasets(self, fresh: bool = False) -> frozenset[str]:
+        cached = self._dataset_names
+        if not fresh and cached and time.monotonic() - cached[0] < _DATASET_NAMES_TTL_S:
+            return cached[1]
+        reply = await self._call("indexer", self.backends.indexer.ListDatasets,
+                                 indexer_pb2.ListDatasetsRequest(names_only=True))
+        names = frozenset(d.name for d in reply.datasets)
+        self._dataset_names = (time.monotonic(), names)
+        return names
+
+    async def embed_texts(self, principal: Principal, request: embedder_pb2.EmbedTextsRequest):
+        return await self._call("embedder", self.backends.embedder.EmbedTexts, request)
+
+    async def embed_images(self, principal: Principal, request: embedder_pb2.EmbedImagesRequest):
+        for i, image in enumerate(request.images):
+            if image.WhichOneof("source") == "ref":
+                self._check(principal.check_dataset, image.ref.dataset)
+            elif len(image.data) > self.settings.max_image_bytes:
+                raise GatewayError(413, f"images[{i}].data is {len(image.data)} bytes, over the "
+                                        f"{self.settings.max_image_bytes}-byte limit")
+        checked = embedder_pb2.EmbedImagesRequest(images=request.images, fail_on_item_error=True)
+        return await self._call("embedder", self.backends.embedder.EmbedImages, checked)
+
+    async def list_datasets(self, principal: Principal) -> indexer_pb2.ListDatasetsResponse:
+        reply = await self._call("indexer", self.backends.indexer.ListDatasets, indexer_pb2.ListDatasetsRequest())
+        visible = [d for d in reply.datasets if principal.can_see(d.name)]
+        return indexer_pb2.ListDatasetsResponse(datasets=visible)
+
+    async def get_dataset(self, principal: Principal, name: str) -> indexer_pb2.Dataset:
+        self._check(principal.check_dataset, name)
+        return await self._call("indexer", self.backends.indexer.GetDataset, indexer_pb2.GetDatasetRequest(name=name))
+
+    async def get_job(self, principal: Principal, job_id: str) -> indexer_pb2.Job:
+        job = await self._call("indexer", self.backends.indexer.GetJob, indexer_pb2.GetJobRequest(id=job_id))
+        if not principal.can_see(job.dataset):
+            raise GatewayError(404, f"no job {job_id!r}")  # its dataset's existence is not leaked either
+        return job
+
+    async def image(self, principal: Principal, dataset: str, key: str) -> tuple[str, int, AsyncIterator[bytes]]:
+        """The stored image: its content type, size and a stream of its bytes."""
+        self._check(principal.check_dataset, dataset)
+        try:
+            stat = await asyncio.to_thread(self.store.client.stat_object, self.store.bucket, object_name(dataset, key))
+            response = await asyncio.to_thread(self.store.client.get_object, self.store.bucket,
+                                               object_name(dataset, key))
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
+                raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
+            raise GatewayError(503, f"object storage: {error.code}") from error
+        except Exception as error:
+            raise GatewayError(503, f"object storage: {error}") from error
+
+        async def chunks():
+            try:
+                while data := await asyncio.to_thread(response.read, IMAGE_CHUNK_BYTES):
+                    yield data
+            finally:
+                response.close()
+                response.release_conn()
+
+        return stat.content_type or "application/octet-stream", stat.size, chunks()
+
+    async def image_url(self, principal: Principal, dataset: str, key: str) -> str:
+        from datetime import timedelta
+
+        self._check(principal.check_dataset, dataset)
+        return await asyncio.to_thread(self.store.client.presigned_get_object, self.store.bucket,
+                                       object_name(dataset, key), timedelta(seconds=self.settings.presign_ttl_s))
+
+    # -- writes ----------------------------------------------------------
+    async def scan(self, principal: Principal, name: str) -> indexer_pb2.Job:
+        self._check(principal.require, "write")
+        self._check(principal.check_dataset, name)
+        return await self._call("indexer", self.backends.indexer.ScanDataset, indexer_pb2.ScanDatasetRequest(name=name))
+
+    async def delete_dataset(self, principal: Principal, name: str) -> indexer_pb2.DeleteDatasetResponse:
+        self._check(principal.require, "admin")
+        self._check(principal.check_dataset, name)
+        return await self._call("indexer", self.backends.indexer.DeleteDataset,
+                                indexer_pb2.DeleteDatasetRequest(name=name))
+
+    @staticmethod
+    def _check(check, argument) -> None:
+        try:
+            check(argument)
+        except AuthError as error:
+            raise from_auth(error) from error
+
+    # -- health ----------------------------------------------------------
+    async def unready_backends(self) -> list[str]:
+        """Backends whose gRPC health is not SERVING."""
+        async def serving(name: str) -> bool:
+            stub = health_pb2_grpc.HealthStub(self.backends.channels[name])
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+            except grpc.aio.AioRpcError:
+                return False
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+        names = sorted(self.backends.channels)
+        results = await asyncio.gather(*(serving(n) for n in names))
+        return [n for n, ok in zip(names, results) if not ok]

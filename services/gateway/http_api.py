@@ -1,0 +1,365 @@
+"""The public HTTP API (v1): typed JSON in and out, errors as RFC 9457 problem
+details. Each route converts to the same protobuf requests the gRPC door takes
+and calls services/gateway/core.py, so both doors answer alike."""
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+import prometheus_client
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
+from services.gateway.auth import Principal
+from services.gateway.core import Gateway, GatewayError
+
+PROBLEM = "application/problem+json"
+JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
+SOURCE_NAMES = {query_pb2.OBJECT_SOURCE_GROUND_TRUTH: "ground_truth", query_pb2.OBJECT_SOURCE_PREDICTION: "prediction"}
+SOURCE_VALUES = {v: k for k, v in SOURCE_NAMES.items()}
+LEVELS = {"images": query_pb2.LEVEL_IMAGES, "objects": query_pb2.LEVEL_OBJECTS}
+
+
+# -- request models --------------------------------------------------------
+Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
+
+
+class ImageSpec(BaseModel):
+    """An image by reference (dataset and key) or by value (base64 data), optionally with a box."""
+
+    dataset: str | None = None
+    key: str | None = None
+    data: str | None = Field(None, description="the image file, base64-encoded")
+    box: Box | None = None
+
+    @model_validator(mode="after")
+    def one_source(self):
+        if (self.data is None) == (self.dataset is None or self.key is None):
+            raise ValueError("give either data, or dataset and key")
+        return self
+
+
+class WeightedQuery(BaseModel):
+    query: "Query"
+    weight: float = 1.0
+
+
+class Query(BaseModel):
+    """Exactly one of text, image, object or all."""
+
+    text: str | None = None
+    image: ImageSpec | None = None
+    object: ImageSpec | None = None
+    all: list[WeightedQuery] | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self):
+        given = [name for name in ("text", "image", "object", "all") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of text, image, object, all (got {', '.join(given) or 'none'})")
+        if self.object is not None and self.object.box is None:
+            raise ValueError("an object query needs a box")
+        return self
+
+
+class SearchBody(BaseModel):
+    query: Query
+    datasets: list[str] = []
+    labels: list[str] = []
+    sources: list[Literal["ground_truth", "prediction"]] = []
+    min_box_area: float | None = Field(None, ge=0)
+    level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
+    top_k: int = Field(20, ge=1, le=1000)
+    offset: int = Field(0, ge=0)
+    min_score: float | None = Field(None, ge=-1, le=1)
+
+
+class EmbeddingsBody(BaseModel):
+    texts: list[str] | None = None
+    images: list[ImageSpec] | None = None
+
+    @model_validator(mode="after")
+    def one_kind(self):
+        if (self.texts is None) == (self.images is None):
+            raise ValueError("give either texts or images")
+        return self
+
+
+# -- response models -------------------------------------------------------
+class ModelInfo(BaseModel):
+    model_id: str
+    dimension: int
+    version: str
+    image_size: int
+    max_text_tokens: int
+
+
+class ObjectResult(BaseModel):
+    box: list[float]
+    label: str
+    source: str
+    score: float
+    detector_score: float | None = None
+
+
+class SearchResult(BaseModel):
+    dataset: str
+    key: str
+    score: float
+    width: int
+    height: int
+    url: str
+    objects: list[ObjectResult]
+
+
+class SearchResponse(BaseModel):
+    model: ModelInfo
+    took_ms: float
+    results: list[SearchResult]
+
+
+class Embeddings(BaseModel):
+    model: ModelInfo
+    vectors: list[list[float]]
+
+
+class Failure(BaseModel):
+    key: str
+    reason: str
+
+
+class Job(BaseModel):
+    id: str
+    dataset: str
+    kind: str
+    state: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    objects: int
+    annotation_errors: int
+    failures: list[Failure]
+    throughput: float
+    eta_seconds: float
+    error: str
+    model_version: str
+
+
+class Dataset(BaseModel):
+    name: str
+    images: int
+    objects: int
+    failed: int
+    box_margin: float
+    last_job: Job | None
+
+
+class DatasetList(BaseModel):
+    datasets: list[Dataset]
+
+
+class Deleted(BaseModel):
+    deleted_entries: int
+
+
+# -- conversions -----------------------------------------------------------
+def _image_input(spec: ImageSpec, path: str) -> common_pb2.ImageInput:
+    image = common_pb2.ImageInput()
+    if spec.data is not None:
+        try:
+            image.data = base64.b64decode(spec.data, validate=True)
+        except (binascii.Error, ValueError) as error:
+            raise GatewayError(422, f"{path}.data is not valid base64: {error}") from error
+    else:
+        image.ref.dataset, image.ref.key = spec.dataset, spec.key
+    if spec.box is not None:
+        image.box.CopyFrom(common_pb2.Box(x1=spec.box[0], y1=spec.box[1], x2=spec.box[2], y2=spec.box[3]))
+    return image
+
+
+def query_term(query: Query, path: str = "query") -> query_pb2.QueryTerm:
+    if query.text is not None:
+        return query_pb2.QueryTerm(text=query.text)
+    if query.image is not None:
+        return query_pb2.QueryTerm(image=_image_input(query.image, f"{path}.image"))
+    if query.object is not None:
+        return query_pb2.QueryTerm(object=_image_input(query.object, f"{path}.object"))
+    terms = [query_pb2.WeightedQuery(query=query_term(t.query, f"{path}.all[{i}].query"), weight=t.weight)
+             for i, t in enumerate(query.all)]
+    return query_pb2.QueryTerm(all=query_pb2.Combination(terms=terms))
+
+
+def search_request(term: query_pb2.QueryTerm, *, datasets=(), labels=(), sources=(), min_box_area=None,
+                   level=None, top_k=20, offset=0, min_score=None) -> query_pb2.SearchRequest:
+    request = query_pb2.SearchRequest(
+        query=term, level=LEVELS.get(level, query_pb2.LEVEL_UNSPECIFIED), top_k=top_k, offset=offset,
+        filters=query_pb2.Filters(datasets=datasets, labels=labels, sources=[SOURCE_VALUES[s] for s in sources]),
+    )
+    if min_box_area is not None:
+        request.filters.min_box_area = min_box_area
+    if min_score is not None:
+        request.min_score = min_score
+    return request
+
+
+def model_info(model: common_pb2.ModelInfo) -> ModelInfo:
+    return ModelInfo(model_id=model.model_id, dimension=model.dimension, version=model.version,
+                     image_size=model.image_size, max_text_tokens=model.max_text_tokens)
+
+
+def search_response(reply: query_pb2.SearchResponse, base_url: str) -> SearchResponse:
+    return SearchResponse(model=model_info(reply.model), took_ms=reply.took_ms, results=[
+        SearchResult(
+            dataset=r.dataset, key=r.key, score=r.score, width=r.width, height=r.height,
+            url=f"{base_url}v1/images/{r.dataset}/{r.key}",
+            objects=[ObjectResult(box=[o.box.x1, o.box.y1, o.box.x2, o.box.y2], label=o.label,
+                                  source=SOURCE_NAMES.get(o.source, ""), score=o.score,
+                                  detector_score=o.detector_score if o.HasField("detector_score") else None)
+                     for o in r.objects])
+        for r in reply.results])
+
+
+def job(j: indexer_pb2.Job) -> Job:
+    return Job(id=j.id, dataset=j.dataset, kind=j.kind, state=JOB_STATES[j.state], total=j.total, done=j.done,
+               failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
+               failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
+               eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version)
+
+
+def dataset(d: indexer_pb2.Dataset) -> Dataset:
+    return Dataset(name=d.name, images=d.images, objects=d.objects, failed=d.failed,
+                   box_margin=d.config.box_margin, last_job=job(d.last_job) if d.HasField("last_job") else None)
+
+
+# -- the app ---------------------------------------------------------------
+def problem(status: int, detail: str, title: str | None = None, headers: dict | None = None) -> JSONResponse:
+    from http import HTTPStatus
+
+    title = title or HTTPStatus(status).phrase
+    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
+                        status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.")
+    app.mount("/metrics", prometheus_client.make_asgi_app())
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request, error: GatewayError):
+        return problem(error.status, str(error), headers={"Retry-After": str(error.retry_after)} if error.retry_after else None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request, error: RequestValidationError):
+        first = error.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if p != "body")
+        return problem(422, f"{field}: {first['msg']}" if field else first["msg"], "Invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, error: StarletteHTTPException):
+        return problem(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
+
+    async def caller(request: Request) -> Principal:
+        client = request.client.host if request.client else "unknown"
+        return await gateway.admit(request.headers.get("authorization"), client)
+
+    Caller = Annotated[Principal, Depends(caller)]
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz():
+        down = await gateway.unready_backends()
+        if down:
+            return problem(503, f"not ready: {', '.join(down)} not serving", "Service Unavailable")
+        return {"status": "ready"}
+
+    @app.get("/v1/model", response_model=ModelInfo)
+    async def get_model(principal: Caller):
+        return model_info(await gateway.model(principal))
+
+    @app.post("/v1/search", response_model=SearchResponse)
+    async def search(body: SearchBody, request: Request, principal: Caller):
+        request_message = search_request(query_term(body.query), **body.model_dump(exclude={"query"}))
+        reply = await gateway.search(principal, request_message)
+        return search_response(reply, str(request.base_url))
+
+    @app.post("/v1/search/upload", response_model=SearchResponse)
+    async def search_upload(
+        request: Request,
+        principal: Caller,
+        file: Annotated[UploadFile, File(description="the query image")],
+        box: Annotated[str | None, Form(description="x1,y1,x2,y2: search for this object")] = None,
+        datasets: Annotated[str, Form(description="comma-separated")] = "",
+        labels: Annotated[str, Form(description="comma-separated")] = "",
+        level: Annotated[Literal["images", "objects"] | None, Form()] = None,
+        top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
+        offset: Annotated[int, Form(ge=0)] = 0,
+        min_score: Annotated[float | None, Form(ge=-1, le=1)] = None,
+    ):
+        data = await file.read(gateway.settings.max_image_bytes + 1)
+        if len(data) > gateway.settings.max_image_bytes:
+            raise GatewayError(413, f"file is over the {gateway.settings.max_image_bytes}-byte limit")
+        image = common_pb2.ImageInput(data=data)
+        if box is not None:
+            try:
+                x1, y1, x2, y2 = (float(v) for v in box.split(","))
+            except ValueError as error:
+                raise GatewayError(422, f"box is {box!r}: give x1,y1,x2,y2") from error
+            image.box.CopyFrom(common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2))
+        term = query_pb2.QueryTerm(object=image) if box is not None else query_pb2.QueryTerm(image=image)
+        request_message = search_request(term, datasets=_split(datasets), labels=_split(labels), level=level,
+                                         top_k=top_k, offset=offset, min_score=min_score)
+        reply = await gateway.search(principal, request_message)
+        return search_response(reply, str(request.base_url))
+
+    @app.post("/v1/embeddings", response_model=Embeddings)
+    async def embeddings(body: EmbeddingsBody, principal: Caller):
+        if body.texts is not None:
+            reply = await gateway.embed_texts(principal, embedder_pb2.EmbedTextsRequest(texts=body.texts))
+            vectors = [list(v.values) for v in reply.vectors]
+        else:
+            images = [_image_input(spec, f"images[{i}]") for i, spec in enumerate(body.images)]
+            reply = await gateway.embed_images(principal, embedder_pb2.EmbedImagesRequest(images=images))
+            vectors = [list(r.vector.values) for r in reply.results]
+        return Embeddings(model=model_info(reply.model), vectors=vectors)
+
+    @app.get("/v1/datasets", response_model=DatasetList)
+    async def list_datasets(principal: Caller):
+        return DatasetList(datasets=[dataset(d) for d in (await gateway.list_datasets(principal)).datasets])
+
+    @app.get("/v1/datasets/{name}", response_model=Dataset)
+    async def get_dataset(name: str, principal: Caller):
+        return dataset(await gateway.get_dataset(principal, name))
+
+    @app.post("/v1/datasets/{name}/scan", response_model=Job, status_code=202)
+    async def scan_dataset(name: str, principal: Caller):
+        return job(await gateway.scan(principal, name))
+
+    @app.delete("/v1/datasets/{name}", response_model=Deleted)
+    async def delete_dataset(name: str, principal: Caller):
+        return Deleted(deleted_entries=(await gateway.delete_dataset(principal, name)).deleted_entries)
+
+    @app.get("/v1/jobs/{job_id}", response_model=Job)
+    async def get_job(job_id: str, principal: Caller):
+        return job(await gateway.get_job(principal, job_id))
+
+    @app.get("/v1/images/{dataset_name}/{key:path}", response_class=StreamingResponse,
+             responses={200: {"content": {"image/*": {}}}, 307: {"description": "presigned storage URL"}})
+    async def get_image(dataset_name: str, key: str, principal: Caller):
+        if gateway.settings.image_redirect:
+            return RedirectResponse(await gateway.image_url(principal, dataset_name, key), status_code=307)
+        content_type, size, chunks = await gateway.image(principal, dataset_name, key)
+        return StreamingResponse(chunks, media_type=content_type, headers={"Content-Length": str(size)})
+
+    return app
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

@@ -1,0 +1,55 @@
+"""Runs the query service: `python -m services.query` (configured by VIZSEARCH_* variables)."""
+
+import asyncio
+import logging
+
+from services.common import grpc_client, grpc_server, logs
+from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc, query_pb2, query_pb2_grpc
+from services.common.vectors import VectorStore
+from services.query.config import QuerySettings
+from services.query.search import Searcher
+from services.query.servicer import QueryServicer
+
+logger = logging.getLogger("services.query")
+SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
+
+
+async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
+    delay = 0.5
+    while True:
+        try:
+            vectors = await asyncio.to_thread(VectorStore, settings)
+            searcher = Searcher(settings, embedder, vectors)
+            model = await searcher.model(timeout=10)
+            logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
+            return searcher
+        except Exception as error:  # noqa: BLE001 - a backend not up yet: keep waiting
+            logs.log(logger, logging.WARNING, "waiting for backends", error=str(error), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
+
+
+async def main() -> None:
+    settings = QuerySettings()
+    logs.configure("query", settings.log_level, settings.log_format)
+    channel = grpc_client.channel(settings.embedder_url)
+    embedder = embedder_pb2_grpc.EmbedderStub(channel)
+    servicer = QueryServicer()
+
+    async def ready():
+        servicer.searcher = await wait_for_backends(settings, embedder)
+
+    def register(server):
+        query_pb2_grpc.add_QueryServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    async def close():
+        await channel.close()
+        if servicer.searcher is not None:
+            servicer.searcher.vectors.close()
+
+    await grpc_server.serve("query", settings, register, ready=ready(), on_stop=close)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,24 @@
+"""The query service's configuration (VIZSEARCH_* variables)."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.common.config import ServiceSettings
+from services.common.vectors import VectorSettings
+
+
+class QuerySettings(ServiceSettings, VectorSettings):
+    grpc_port: int = 50053
+    metrics_port: int = 9103
+    embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
+    embed_timeout_s: float = Field(10.0, description="Longest wait for the query's embedding, within the caller's deadline.")
+    search_ef: int = Field(64, ge=8, description="HNSW search breadth (raised to top_k + offset when smaller).")
+    objects_overfetch: int = Field(
+        4, ge=1, le=32, description="Object hits fetched per result image, so grouping by image still fills a page."
+    )
+    search_consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = Field(
+        "Bounded", description="Milvus consistency of searches: Strong sees every write at once, Bounded is faster."
+    )
+    max_top_k: int = Field(1000, ge=1, description="Largest page.")
+    max_text_chars: int = Field(1000, ge=1, description="Longest query text.")
