@@ -3,6 +3,7 @@ test session, with the same launcher as `make up` but its own run directory and
 ports (so a developer's running stack is left alone), serving a randomly
 initialised CLIP with the real ViT-B/32 shape."""
 
+import json
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import redis
 
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
+from services.gateway.auth import hash_key
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack
 from tests.checkpoint_cache import vit_b_32_checkpoint
@@ -21,6 +23,14 @@ TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
 TEST_VISIBILITY_TIMEOUT_S = 15
 TEST_BATCH_SIZE = 8
 TEST_WEBHOOK_TOKEN = "test-webhook-token"
+# API keys of the test gateway: name -> (key, role, datasets it may see, rate limit per minute)
+TEST_KEYS = {
+    "admin": ("admin-secret", "admin", None, None),
+    "writer": ("write-secret", "write", None, None),
+    "reader": ("read-secret", "read", None, None),
+    "street-only": ("street-secret", "read", ["street"], None),
+    "flood": ("flood-secret", "read", None, 5),
+}
 
 
 @pytest.fixture(scope="session")
@@ -36,8 +46,13 @@ def stack(tmp_path_factory, vit_b_32_dir) -> Stack:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 pytest.fail(f"port {port} is taken: a test stack from an earlier run may still be up")
+    run_dir = tmp_path_factory.mktemp("run")
+    keys_file = run_dir / "api-keys.json"
+    keys_file.write_text(json.dumps([
+        {"name": name, "sha256": hash_key(key), "role": role, "datasets": datasets, "rate_limit_per_minute": limit}
+        for name, (key, role, datasets, limit) in TEST_KEYS.items()]))
     settings = StackSettings(
-        run_dir=tmp_path_factory.mktemp("run"), model=str(vit_b_32_dir), reconcile_interval_s=2,
+        run_dir=run_dir, model=str(vit_b_32_dir), reconcile_interval_s=2, api_keys_file=keys_file,
         task_visibility_timeout_s=TEST_VISIBILITY_TIMEOUT_S, ingest_batch_size=TEST_BATCH_SIZE,
         webhook_token=TEST_WEBHOOK_TOKEN, **ports,
     )

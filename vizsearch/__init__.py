@@ -1,1 +1,5 @@
-"""vizsearch for its users: the `vizsearch` command line (and, later, a Python client)."""
+"""vizsearch for its users: the `vizsearch` command line and a Python client of the HTTP API."""
+
+from vizsearch.client import ApiError, Client
+
+__all__ = ["ApiError", "Client"]

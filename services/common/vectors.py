@@ -242,13 +242,14 @@ class VectorStore:
     def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
                expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,
                consistency: str = "Bounded") -> list[dict]:
-        """Nearest entries by cosine similarity, best first: each hit's fields plus `score`."""
+        """Nearest entries by cosine similarity, best first: each hit's fields plus `similarity`
+        (the entry's own `score` field is a detector's score)."""
         hits = self.client.search(
             self.collection(level, model_version), data=[list(vector)], limit=limit, filter=expression,
             output_fields=list(output_fields), consistency_level=consistency,
             search_params={"metric_type": "COSINE", "params": {"ef": max(ef, limit + offset)}, "offset": offset},
         )[0]
-        return [{**hit["entity"], "id": hit["id"], "score": float(hit["distance"])} for hit in hits]
+        return [{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in hits]
 
     def vectors_by_id(self, model_version: str, level: str, ids: Sequence[str]) -> dict[str, list[float]]:
         rows = self.client.query(self.collection(level, model_version), filter=f"id in {quote_list(ids)}",

@@ -2,7 +2,8 @@
 
 Keys are configured as sha256 hashes (never the keys themselves) in a JSON file
 mounted from a Secret: [{"name": "ci", "sha256": "<hex>", "role": "read",
-"datasets": ["bdd"]}]. Roles nest: read (search, embeddings, datasets, jobs,
+"datasets": ["bdd"], "rate_limit_per_minute": 60}] (datasets and the limit are
+optional). Roles nest: read (search, embeddings, datasets, jobs,
 images) < write (+ scans) < admin (+ deleting datasets). A key with `datasets`
 sees only those; without, all. Keys are never logged; their names are.
 """
@@ -28,6 +29,7 @@ class Principal:
     name: str
     role: str
     datasets: frozenset[str] | None  # None: every dataset
+    rate_limit_per_minute: int | None = None  # None: the gateway's default
 
     def require(self, role: str) -> None:
         if ROLES.index(self.role) < ROLES.index(role):
@@ -69,7 +71,11 @@ class KeyRing:
                 if len(digest) != 32:
                     raise ValueError("sha256 must be 64 hex digits")
                 datasets = entry.get("datasets")
-                principal = Principal(str(entry["name"]), role, frozenset(datasets) if datasets is not None else None)
+                limit = entry.get("rate_limit_per_minute")
+                if limit is not None and (not isinstance(limit, int) or limit < 0):
+                    raise ValueError(f"rate_limit_per_minute {limit!r} is not a count >= 0")
+                principal = Principal(str(entry["name"]), role, frozenset(datasets) if datasets is not None else None,
+                                      limit)
             except (KeyError, ValueError, TypeError) as error:
                 raise SystemExit(f"API key {i} in the keys file is invalid: {error}") from error
             self.keys.append((digest, principal))

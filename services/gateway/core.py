@@ -85,13 +85,14 @@ class Gateway:
         except AuthError as error:
             raise from_auth(error) from error
         try:
-            wait = await self.limiter.retry_after(principal.name if self.settings.auth_enabled else client)
+            wait = await self.limiter.retry_after(principal.name if self.settings.auth_enabled else client,
+                                                  principal.rate_limit_per_minute)
         except redis.RedisError as error:  # a safeguard: Redis down must not stop search
             logger.warning("rate limiter unavailable: %s", error)
             wait = 0
         if wait:
-            raise GatewayError(429, f"rate limit of {self.limiter.per_minute} requests per minute reached",
-                               retry_after=wait)
+            limit = principal.rate_limit_per_minute or self.limiter.per_minute
+            raise GatewayError(429, f"rate limit of {limit} requests per minute reached", retry_after=wait)
         return principal
 
     async def _call(self, backend: str, method, request):
@@ -185,6 +186,12 @@ class Gateway:
         if not principal.can_see(job.dataset):
             raise GatewayError(404, f"no job {job_id!r}")  # its dataset's existence is not leaked either
         return job
+
+    async def list_jobs(self, principal: Principal, request: indexer_pb2.ListJobsRequest) -> indexer_pb2.ListJobsResponse:
+        if request.dataset:
+            self._check(principal.check_dataset, request.dataset)
+        reply = await self._call("indexer", self.backends.indexer.ListJobs, request)
+        return indexer_pb2.ListJobsResponse(jobs=[j for j in reply.jobs if principal.can_see(j.dataset)])
 
     async def image(self, principal: Principal, dataset: str, key: str) -> tuple[str, int, AsyncIterator[bytes]]:
         """The stored image: its content type, size and a stream of its bytes."""

@@ -8,163 +8,22 @@ from typing import Annotated, Literal
 
 import prometheus_client
 from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import Query as QueryParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import Gateway, GatewayError
+from vizsearch.models import (Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure, ImageSpec, Job,
+                              JobList, ModelInfo, ObjectResult, Query, SearchBody, SearchResponse, SearchResult)
 
 PROBLEM = "application/problem+json"
 JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
 SOURCE_NAMES = {query_pb2.OBJECT_SOURCE_GROUND_TRUTH: "ground_truth", query_pb2.OBJECT_SOURCE_PREDICTION: "prediction"}
 SOURCE_VALUES = {v: k for k, v in SOURCE_NAMES.items()}
 LEVELS = {"images": query_pb2.LEVEL_IMAGES, "objects": query_pb2.LEVEL_OBJECTS}
-
-
-# -- request models --------------------------------------------------------
-Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
-
-
-class ImageSpec(BaseModel):
-    """An image by reference (dataset and key) or by value (base64 data), optionally with a box."""
-
-    dataset: str | None = None
-    key: str | None = None
-    data: str | None = Field(None, description="the image file, base64-encoded")
-    box: Box | None = None
-
-    @model_validator(mode="after")
-    def one_source(self):
-        if (self.data is None) == (self.dataset is None or self.key is None):
-            raise ValueError("give either data, or dataset and key")
-        return self
-
-
-class WeightedQuery(BaseModel):
-    query: "Query"
-    weight: float = 1.0
-
-
-class Query(BaseModel):
-    """Exactly one of text, image, object or all."""
-
-    text: str | None = None
-    image: ImageSpec | None = None
-    object: ImageSpec | None = None
-    all: list[WeightedQuery] | None = None
-
-    @model_validator(mode="after")
-    def exactly_one(self):
-        given = [name for name in ("text", "image", "object", "all") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of text, image, object, all (got {', '.join(given) or 'none'})")
-        if self.object is not None and self.object.box is None:
-            raise ValueError("an object query needs a box")
-        return self
-
-
-class SearchBody(BaseModel):
-    query: Query
-    datasets: list[str] = []
-    labels: list[str] = []
-    sources: list[Literal["ground_truth", "prediction"]] = []
-    min_box_area: float | None = Field(None, ge=0)
-    level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
-    top_k: int = Field(20, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
-    min_score: float | None = Field(None, ge=-1, le=1)
-
-
-class EmbeddingsBody(BaseModel):
-    texts: list[str] | None = None
-    images: list[ImageSpec] | None = None
-
-    @model_validator(mode="after")
-    def one_kind(self):
-        if (self.texts is None) == (self.images is None):
-            raise ValueError("give either texts or images")
-        return self
-
-
-# -- response models -------------------------------------------------------
-class ModelInfo(BaseModel):
-    model_id: str
-    dimension: int
-    version: str
-    image_size: int
-    max_text_tokens: int
-
-
-class ObjectResult(BaseModel):
-    box: list[float]
-    label: str
-    source: str
-    score: float
-    detector_score: float | None = None
-
-
-class SearchResult(BaseModel):
-    dataset: str
-    key: str
-    score: float
-    width: int
-    height: int
-    url: str
-    objects: list[ObjectResult]
-
-
-class SearchResponse(BaseModel):
-    model: ModelInfo
-    took_ms: float
-    results: list[SearchResult]
-
-
-class Embeddings(BaseModel):
-    model: ModelInfo
-    vectors: list[list[float]]
-
-
-class Failure(BaseModel):
-    key: str
-    reason: str
-
-
-class Job(BaseModel):
-    id: str
-    dataset: str
-    kind: str
-    state: str
-    total: int
-    done: int
-    failed: int
-    skipped: int
-    objects: int
-    annotation_errors: int
-    failures: list[Failure]
-    throughput: float
-    eta_seconds: float
-    error: str
-    model_version: str
-
-
-class Dataset(BaseModel):
-    name: str
-    images: int
-    objects: int
-    failed: int
-    box_margin: float
-    last_job: Job | None
-
-
-class DatasetList(BaseModel):
-    datasets: list[Dataset]
-
-
-class Deleted(BaseModel):
-    deleted_entries: int
 
 
 # -- conversions -----------------------------------------------------------
@@ -349,6 +208,11 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/v1/jobs/{job_id}", response_model=Job)
     async def get_job(job_id: str, principal: Caller):
         return job(await gateway.get_job(principal, job_id))
+
+    @app.get("/v1/jobs", response_model=JobList)
+    async def list_jobs(principal: Caller, dataset: str = "", limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50):
+        reply = await gateway.list_jobs(principal, indexer_pb2.ListJobsRequest(dataset=dataset, limit=limit))
+        return JobList(jobs=[job(j) for j in reply.jobs])
 
     @app.get("/v1/images/{dataset_name}/{key:path}", response_class=StreamingResponse,
              responses={200: {"content": {"image/*": {}}}, 307: {"description": "presigned storage URL"}})

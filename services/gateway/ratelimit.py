@@ -11,15 +11,17 @@ class RateLimiter:
         self.redis = client
         self.per_minute = per_minute
 
-    async def retry_after(self, who: str) -> int:
-        """0 if the call may go ahead, else the seconds until it may."""
-        if self.per_minute <= 0:
+    async def retry_after(self, who: str, per_minute: int | None = None) -> int:
+        """0 if the call may go ahead, else the seconds until it may; per_minute
+        overrides the default limit for this caller."""
+        limit = self.per_minute if per_minute is None else per_minute
+        if limit <= 0:
             return 0
         now = time.time()
         window = int(now // 60)
         key = f"vz:ratelimit:{who}:{window}"
         async with self.redis.pipeline(transaction=True) as pipe:
             count, _ = await pipe.incr(key).expire(key, 120).execute()
-        if count <= self.per_minute:
+        if count <= limit:
             return 0
         return max(1, int((window + 1) * 60 - now))

@@ -69,6 +69,10 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def GetJob(self, principal, request):
         return await self.gateway.get_job(principal, request.id)
 
+    @_unary
+    async def ListJobs(self, principal, request):
+        return await self.gateway.list_jobs(principal, request)
+
     async def GetImage(self, request: gateway_pb2.GetImageRequest, context):
         principal = await self._caller(context)
         try:

@@ -161,7 +161,7 @@ class Searcher:
     async def _search_images(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
         hits = await self._milvus(version, "images", vector, top_k, offset, expression, _IMAGE_FIELDS,
                                   self.settings.search_ef, self.settings.search_consistency)
-        results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["score"], width=h["width"],
+        results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["similarity"], width=h["width"],
                                       height=h["height"]) for h in hits]
         await self._attach_annotations(version, results)
         return results
@@ -175,9 +175,9 @@ class Searcher:
         for hit in hits:  # best first, so an image's first hit is its best
             key = (hit["dataset"], hit["key"])
             if key not in images:
-                images[key] = query_pb2.ImageHit(dataset=hit["dataset"], key=hit["key"], score=hit["score"],
+                images[key] = query_pb2.ImageHit(dataset=hit["dataset"], key=hit["key"], score=hit["similarity"],
                                                  width=hit["width"], height=hit["height"])
-            images[key].objects.append(_object_hit(hit, hit["score"]))
+            images[key].objects.append(_object_hit(hit, hit["similarity"]))
         return list(images.values())[offset:window]
 
     async def _attach_annotations(self, version: str, results: list[query_pb2.ImageHit]) -> None:

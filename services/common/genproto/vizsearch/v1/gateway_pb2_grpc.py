@@ -83,6 +83,11 @@ class GatewayStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/vizsearch.v1.Gateway/ListJobs',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.GetImage = channel.unary_stream(
                 '/vizsearch.v1.Gateway/GetImage',
                 request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
@@ -147,6 +152,12 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetImage(self, request, context):
         """Streams the stored image in chunks; the first chunk carries its content type.
         """
@@ -201,6 +212,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetJobRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.SerializeToString,
             ),
             'GetImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetImage,
@@ -451,6 +467,33 @@ class Gateway:
             '/vizsearch.v1.Gateway/GetJob',
             vizsearch_dot_v1_dot_indexer__pb2.GetJobRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/ListJobs',
+            vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
