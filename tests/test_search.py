@@ -136,7 +136,8 @@ def test_filters_paging_and_thresholds(api, images):
     buses = search(api, {"query": {"text": "a bus"}, "level": "objects", "labels": ["bus"], "datasets": [DATASET]})
     assert {r["key"] for r in buses["results"]} == {"a.jpg", "b.jpg"}
     assert all(o["label"] == "bus" for r in buses["results"] for o in r["objects"])
-    predicted = search(api, {"query": {"text": "a car"}, "level": "objects", "sources": ["prediction"]})
+    predicted = search(api, {"query": {"text": "a car"}, "level": "objects", "sources": ["prediction"],
+                             "datasets": [DATASET]})
     assert [(r["key"], [o["label"] for o in r["objects"]]) for r in predicted["results"]] == [("a.jpg", ["car"])]
     big = search(api, {"query": {"text": "x"}, "level": "objects", "min_box_area": 20000, "datasets": [DATASET]})
     assert [r["key"] for r in big["results"]] == ["b.jpg"]
