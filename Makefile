@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status test proto proto-check bench-embed bench-ingest clean
+.PHONY: setup up down status test proto proto-check bench-embed bench-ingest bench-query clean
 
 setup: $(STAMP)
 
@@ -46,6 +46,10 @@ bench-embed: setup
 N ?= 2000
 bench-ingest: setup
 	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
+
+VECTORS ?= 100000
+bench-query: setup
+	$(PYTHON) -m tests.bench.bench_query --vectors $(VECTORS)
 
 clean: down
 	rm -rf .run

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from pymilvus import DataType, MilvusClient
+from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 
 from services.common.config import ENV_PREFIX
 
@@ -239,25 +239,45 @@ class VectorStore:
             output_fields=list(fields), consistency_level="Strong", limit=limit,
         )
 
-    def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
-               expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,
-               consistency: str = "Bounded") -> list[dict]:
-        """Nearest entries by cosine similarity, best first: each hit's fields plus `similarity`
-        (the entry's own `score` field is a detector's score)."""
-        hits = self.client.search(
-            self.collection(level, model_version), data=[list(vector)], limit=limit, filter=expression,
-            output_fields=list(output_fields), consistency_level=consistency,
-            search_params={"metric_type": "COSINE", "params": {"ef": max(ef, limit + offset)}, "offset": offset},
-        )[0]
-        return [{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in hits]
-
-    def vectors_by_id(self, model_version: str, level: str, ids: Sequence[str]) -> dict[str, list[float]]:
-        rows = self.client.query(self.collection(level, model_version), filter=f"id in {quote_list(ids)}",
-                                 output_fields=["vector"], consistency_level="Bounded")
-        return {row["id"]: list(row["vector"]) for row in rows}
-
     def has_collections(self, model_version: str) -> bool:
         return all(self.client.has_collection(self.collection(level, model_version)) for level in LEVELS)
 
     def close(self) -> None:
         self.client.close()
+
+
+class VectorReader:
+    """The read side, for the query service: asynchronous, so a search waits on
+    Milvus without a thread hop. Same collections and names as VectorStore."""
+
+    def __init__(self, settings: VectorSettings):
+        self.settings = settings
+        self.client = AsyncMilvusClient(settings.milvus_uri, token=settings.milvus_token,
+                                        timeout=settings.milvus_timeout_s)
+
+    def collection(self, level: str, model_version: str) -> str:
+        return f"{self.settings.collection_prefix}_{level}_{model_version}"
+
+    async def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
+                     expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,
+                     consistency: str = "Bounded") -> list[dict]:
+        """Nearest entries by cosine similarity, best first: each hit's fields plus `similarity`
+        (the entry's own `score` field is a detector's score)."""
+        hits = (await self.client.search(
+            self.collection(level, model_version), data=[list(map(float, vector))], limit=limit, filter=expression,
+            output_fields=list(output_fields), consistency_level=consistency,
+            search_params={"metric_type": "COSINE", "params": {"ef": max(ef, limit + offset)}, "offset": offset},
+        ))[0]
+        return [{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in hits]
+
+    async def query(self, model_version: str, level: str, expression: str, output_fields: Sequence[str],
+                    limit: int, consistency: str = "Bounded") -> list[dict]:
+        return await self.client.query(self.collection(level, model_version), filter=expression,
+                                       output_fields=list(output_fields), consistency_level=consistency, limit=limit)
+
+    async def vectors_by_id(self, model_version: str, level: str, ids: Sequence[str]) -> dict[str, list[float]]:
+        rows = await self.query(model_version, level, f"id in {quote_list(ids)}", ["vector"], len(ids))
+        return {row["id"]: list(row["vector"]) for row in rows}
+
+    async def close(self) -> None:
+        await self.client.close()

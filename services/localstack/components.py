@@ -199,8 +199,7 @@ def components(settings: StackSettings) -> list[Component]:
                 "VIZSEARCH_METRICS_PORT": str(s.query_metrics_port),
                 "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
                 "VIZSEARCH_MILVUS_URI": f"http://127.0.0.1:{s.milvus_port}",
-                # Locally, a search sees what was indexed a moment ago.
-                "VIZSEARCH_SEARCH_CONSISTENCY": "Strong",
+                "VIZSEARCH_SEARCH_CONSISTENCY": s.search_consistency,
             },
         ),
         Component(
@@ -218,6 +217,7 @@ def components(settings: StackSettings) -> list[Component]:
                 "VIZSEARCH_REDIS_URL": f"redis://127.0.0.1:{s.redis_port}/0",
                 "VIZSEARCH_S3_ENDPOINT": f"127.0.0.1:{s.storage_port}",
                 "VIZSEARCH_AUTH_ENABLED": str(s.api_keys_file is not None).lower(),
+                "VIZSEARCH_RATE_LIMIT_PER_MINUTE": str(s.rate_limit_per_minute),
                 **({"VIZSEARCH_API_KEYS_FILE": str(s.api_keys_file)} if s.api_keys_file else {}),
             },
         ),

@@ -33,6 +33,10 @@ class StackSettings(BaseSettings):
     gateway_grpc_port: Port = 50051
     gateway_http_port: Port = 8080
     gateway_metrics_port: Port = 9101
+    search_consistency: str = Field(
+        "Strong", description="Milvus consistency of the local query service: Strong finds what was just indexed."
+    )
+    rate_limit_per_minute: int = Field(600, description="The local gateway's requests per key (or client) per minute.")
     api_keys_file: Path | None = Field(
         None, description="API keys (as hashes) for the local gateway; unset: authentication off (loopback only)."
     )

@@ -5,7 +5,7 @@ import logging
 
 from services.common import grpc_client, grpc_server, logs
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc, query_pb2, query_pb2_grpc
-from services.common.vectors import VectorStore
+from services.common.vectors import VectorReader
 from services.query.config import QuerySettings
 from services.query.search import Searcher
 from services.query.servicer import QueryServicer
@@ -18,8 +18,7 @@ async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
     delay = 0.5
     while True:
         try:
-            vectors = await asyncio.to_thread(VectorStore, settings)
-            searcher = Searcher(settings, embedder, vectors)
+            searcher = Searcher(settings, embedder, VectorReader(settings))
             model = await searcher.model(timeout=10)
             logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
             return searcher
@@ -46,7 +45,7 @@ async def main() -> None:
     async def close():
         await channel.close()
         if servicer.searcher is not None:
-            servicer.searcher.vectors.close()
+            await servicer.searcher.vectors.close()
 
     await grpc_server.serve("query", settings, register, ready=ready(), on_stop=close)
 

@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
-from services.common.vectors import PREDICTION, VectorStore, entry_id, quote, quote_list
+from services.common.vectors import PREDICTION, VectorReader, entry_id, quote, quote_list
 from services.query import filters
 from services.query.config import QuerySettings
 
@@ -42,7 +42,7 @@ def _invalid(message: str) -> SearchError:
 
 
 class Searcher:
-    def __init__(self, settings: QuerySettings, embedder, vectors: VectorStore):
+    def __init__(self, settings: QuerySettings, embedder, vectors: VectorReader):
         self.settings = settings
         self.embedder = embedder  # an aio EmbedderStub
         self.vectors = vectors
@@ -134,8 +134,10 @@ class Searcher:
         return total / norm
 
     async def _stored_image_vector(self, version: str, ref: common_pb2.ObjectRef) -> np.ndarray | None:
-        found = await asyncio.to_thread(
-            self.vectors.vectors_by_id, version, "images", [entry_id(version, ref.dataset, ref.key)])
+        try:
+            found = await self.vectors.vectors_by_id(version, "images", [entry_id(version, ref.dataset, ref.key)])
+        except Exception:  # not indexed under this model (no collection yet): embed it instead
+            return None
         return np.asarray(next(iter(found.values())), dtype=np.float32) if found else None
 
     async def _embed(self, method, request, path: str, timeout):
@@ -152,7 +154,7 @@ class Searcher:
     # -- searching -------------------------------------------------------
     async def _milvus(self, *args, **kwargs) -> list[dict]:
         try:
-            return await asyncio.to_thread(self.vectors.search, *args, **kwargs)
+            return await self.vectors.search(*args, **kwargs)
         except Exception as error:  # pymilvus raises several types for one outage
             if "collection not found" in str(error).lower() or "can't find collection" in str(error).lower():
                 return []  # nothing indexed under this model yet
@@ -190,9 +192,8 @@ class Searcher:
         expression = " or ".join(f"(dataset == {quote(d)} and key in {quote_list(keys)})"
                                  for d, keys in by_dataset.items())
         try:
-            rows = await asyncio.to_thread(
-                self.vectors.client.query, self.vectors.collection("objects", version), filter=expression,
-                output_fields=_OBJECT_FIELDS, consistency_level=self.settings.search_consistency, limit=MILVUS_MAX_WINDOW)
+            rows = await self.vectors.query(version, "objects", expression, _OBJECT_FIELDS, MILVUS_MAX_WINDOW,
+                                            self.settings.search_consistency)
         except Exception as error:
             raise SearchError(grpc.StatusCode.UNAVAILABLE, f"Milvus: {error}") from error
         index = {(r.dataset, r.key): r for r in results}
