@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status test proto proto-check bench-embed bench-ingest bench-query clean
+.PHONY: setup up down status test proto proto-check bench-embed bench-ingest bench-query images clean
 
 setup: $(STAMP)
 
@@ -50,6 +50,12 @@ bench-ingest: setup
 VECTORS ?= 100000
 bench-query: setup
 	$(PYTHON) -m tests.bench.bench_query --vectors $(VECTORS)
+
+# Container images, where Docker exists (not on the development machine).
+TAG ?= $(shell git describe --tags --always --dirty)
+images:
+	docker build -f deploy/docker/Dockerfile -t ghcr.io/vizsearch/vizsearch:$(TAG) .
+	docker build -f deploy/docker/triton.Dockerfile -t ghcr.io/vizsearch/vizsearch-triton:$(TAG) .
 
 clean: down
 	rm -rf .run

@@ -80,11 +80,11 @@ class Stack:
         if (model_dir / "config.json").is_file():
             return
         if self.settings.model and not self.settings.model.startswith(("/", ".")):
-            from huggingface_hub import snapshot_download
+            from services.embedder.fetch_model import fetch
 
-            log(f"downloading {self.settings.model} ...")
-            target = self.run / "models" / self.settings.model.replace("/", "--")
-            snapshot_download(self.settings.model, local_dir=target)
+            log(f"fetching {self.settings.model} ...")
+            target = self.run / "models" / self.settings.model.replace("/", "--").replace(":", "")
+            fetch(self.settings.model, target)
             self.settings.model = str(target)
             self.components = components(self.settings)
             return

@@ -1,0 +1,13 @@
+# Triton for vizsearch: the official server with what the python-backend CLIP models
+# need (torch, transformers) and the model repository deploy/triton-models.
+# Build from the repository root: docker build -f deploy/docker/triton.Dockerfile -t vizsearch-triton .
+ARG TRITON_VERSION=24.10
+FROM nvcr.io/nvidia/tritonserver:${TRITON_VERSION}-py3
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# The python backend's stub runs the image's python3; torch's CUDA build comes with the
+# official index for this CUDA (the GPU path runs the towers in fp16).
+RUN pip install "torch==2.5.1" "transformers>=4.44,<6" "safetensors>=0.4" "tokenizers>=0.19"
+COPY deploy/triton-models /opt/vizsearch/triton-models
+RUN chmod -R a+rX /opt/vizsearch
+USER triton-server
+CMD ["tritonserver", "--model-repository=/opt/vizsearch/triton-models"]

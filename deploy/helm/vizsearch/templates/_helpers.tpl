@@ -1,0 +1,184 @@
+{{/* Names, labels and the addresses services find each other by. */}}
+
+{{- define "vizsearch.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vizsearch.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* selector labels of one component: (dict "root" $ "component" "gateway") */}}
+{{- define "vizsearch.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "vizsearch.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "vizsearch.tritonImage" -}}
+{{- printf "%s:%s" .Values.tritonImage.repository (default .Chart.AppVersion .Values.tritonImage.tag) -}}
+{{- end -}}
+
+{{/* host:port of a component's Service (headless for gRPC backends: clients balance over every pod) */}}
+{{- define "vizsearch.address" -}}
+{{- printf "%s-%s:%v" (include "vizsearch.fullname" .root) .component .port -}}
+{{- end -}}
+
+{{- define "vizsearch.milvusUri" -}}
+{{- if .Values.milvus.enabled -}}
+{{- printf "http://%s-milvus:19530" .Release.Name -}}
+{{- else -}}
+{{- required "milvus.external.uri is required when milvus.enabled is false" .Values.milvus.external.uri -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vizsearch.s3Endpoint" -}}
+{{- if .Values.minio.enabled -}}
+{{- printf "%s-minio:9000" .Release.Name -}}
+{{- else -}}
+{{- required "minio.external.endpoint is required when minio.enabled is false" .Values.minio.external.endpoint -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vizsearch.redisUrl" -}}
+{{- if .Values.redis.enabled -}}
+{{- printf "redis://%s-redis-master:6379/0" .Release.Name -}}
+{{- else -}}
+{{- required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "vizsearch.secretName" -}}
+{{- $secret := index .root.Values.secrets .name -}}
+{{- default (printf "%s-%s" (include "vizsearch.fullname" .root) (kebabcase .name)) $secret.existingSecret -}}
+{{- end -}}
+
+{{/* Environment every Python service shares: the ConfigMap and the storage and Milvus secrets. */}}
+{{- define "vizsearch.commonEnv" -}}
+- name: VIZSEARCH_S3_ACCESS_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: access-key}
+- name: VIZSEARCH_S3_SECRET_KEY
+  valueFrom:
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: secret-key}
+{{- if or .Values.secrets.milvus.existingSecret .Values.secrets.milvus.token }}
+- name: VIZSEARCH_MILVUS_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "milvus") }}, key: token}
+{{- end }}
+{{- end -}}
+
+{{/*
+A Deployment of one Python service.
+(dict "root" $ "component" "query" "values" .Values.query "command" (list ...) "ports" (list (dict "name" "grpc" "port" 50053)) "env" (dict ...) "probe" (dict ...) "volumes" ... )
+*/}}
+{{- define "vizsearch.deployment" -}}
+{{- $root := .root -}}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "vizsearch.fullname" $root }}-{{ .component }}
+  labels:
+    {{- include "vizsearch.labels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  replicas: {{ .values.replicas }}
+  selector:
+    matchLabels:
+      {{- include "vizsearch.selector" (dict "root" $root "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "vizsearch.selector" (dict "root" $root "component" .component) | nindent 8 }}
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        prometheus.io/scrape: "true"
+        prometheus.io/port: {{ .values.metricsPort | quote }}
+    spec:
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets: {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext: {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "vizsearch.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: {{- toYaml .command | nindent 12 }}
+          securityContext: {{- toYaml $root.Values.securityContext | nindent 12 }}
+          ports:
+            {{- range .ports }}
+            - {name: {{ .name }}, containerPort: {{ .port }}}
+            {{- end }}
+          envFrom:
+            - configMapRef: {name: {{ include "vizsearch.fullname" $root }}-config}
+          env:
+            {{- include "vizsearch.commonEnv" $root | nindent 12 }}
+            {{- range $name, $value := .env }}
+            - {name: {{ $name }}, value: {{ $value | quote }}}
+            {{- end }}
+            {{- with .secretEnv }}{{ toYaml . | nindent 12 }}{{- end }}
+            {{- range $name, $value := .values.env }}
+            - {name: {{ $name }}, value: {{ $value | quote }}}
+            {{- end }}
+          readinessProbe: {{- toYaml .probe.readiness | nindent 12 }}
+          livenessProbe: {{- toYaml .probe.liveness | nindent 12 }}
+          resources: {{- toYaml .values.resources | nindent 12 }}
+          volumeMounts:
+            - {name: tmp, mountPath: /tmp}
+            {{- with .mounts }}{{ toYaml . | nindent 12 }}{{- end }}
+      volumes:
+        - name: tmp
+          emptyDir: {}
+        {{- with .volumes }}{{ toYaml . | nindent 8 }}{{- end }}
+      {{- with .values.nodeSelector }}
+      nodeSelector: {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .values.tolerations }}
+      tolerations: {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .values.affinity }}
+      affinity: {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}
+
+{{/* A Service; headless (every pod's address) for gRPC backends. */}}
+{{- define "vizsearch.service" -}}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "vizsearch.fullname" .root }}-{{ .component }}
+  labels:
+    {{- include "vizsearch.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .component }}
+spec:
+  {{- if .headless }}
+  clusterIP: None
+  {{- else }}
+  type: {{ .type | default "ClusterIP" }}
+  {{- end }}
+  selector:
+    {{- include "vizsearch.selector" (dict "root" .root "component" .component) | nindent 4 }}
+  ports:
+    {{- range .ports }}
+    - {name: {{ .name }}, port: {{ .port }}, targetPort: {{ .name }}{{ if hasPrefix "grpc" .name }}, appProtocol: grpc{{ end }}}
+    {{- end }}
+{{- end -}}
+
+{{/* Ready when gRPC health says SERVING (backends reached); alive while the port answers,
+     so a service waiting for a slow backend is not restarted. */}}
+{{- define "vizsearch.grpcProbes" -}}
+readiness: {grpc: {port: {{ . }}}, periodSeconds: 5, failureThreshold: 3}
+liveness: {tcpSocket: {port: {{ . }}}, periodSeconds: 10, failureThreshold: 6, initialDelaySeconds: 10}
+{{- end -}}

@@ -1,0 +1,202 @@
+"""The Helm chart, rendered by Helm's own engine (helm-python-sdk) for several value
+sets, linted strictly, every manifest validated against Kubernetes 1.29 and 1.33,
+and what matters asserted. No cluster is needed."""
+
+import copy
+from pathlib import Path
+
+import helm_python
+import kubernetes_validate
+import pytest
+import yaml
+
+CHART = Path(__file__).resolve().parents[1] / "deploy" / "helm" / "vizsearch"
+KUBE_VERSIONS = ("1.29.0", "1.33.0")
+SECRET_VALUES = {"storage-secret-value", "webhook-token-value", "milvus-token-value"}
+REQUIRED = {"secrets": {"storage": {"secretKey": "storage-secret-value"}, "webhook": {"token": "webhook-token-value"},
+                        "milvus": {"token": "milvus-token-value"}}}
+VALUE_SETS = {
+    "defaults": {},
+    "gpu-scaling-keda": {"keda": {"enabled": True}, "triton": {"gpu": {"count": 2}, "autoscaling": {
+        "enabled": True, "prometheusAdapter": True}}},
+    "all-external": {
+        "milvus": {"enabled": False, "external": {"uri": "http://milvus.db:19530"}},
+        "minio": {"enabled": False, "external": {"endpoint": "s3.example.com:443", "secure": True}},
+        "redis": {"enabled": False, "external": {"url": "redis://redis.cache:6379/2"}},
+        "secrets": {"storage": {"existingSecret": "my-storage"}, "webhook": {"existingSecret": "my-webhook"},
+                    "apiKeys": {"existingSecret": "my-keys"}, "milvus": {"existingSecret": "my-milvus"}},
+    },
+    "cluster-milvus-ingress": {"milvus": {"cluster": {"enabled": True}}, "gateway": {"ingress": {
+        "enabled": True, "tls": [{"secretName": "vizsearch-tls", "hosts": ["vizsearch.example.com"]}]}}},
+}
+CRDS = {"ScaledObject"}  # KEDA's: not in Kubernetes' own schemas, checked by hand below
+
+
+def merge(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def render(values: dict) -> tuple[list[dict], str]:
+    rendered = helm_python.Chart.load(CHART).render(merge(REQUIRED, values), name="vs", namespace="search")
+    docs = [doc for path, text in sorted(rendered.items()) if not path.endswith("NOTES.txt")
+            for doc in yaml.safe_load_all(text) if doc]
+    return docs, next(text for path, text in rendered.items() if path.endswith("NOTES.txt"))
+
+
+@pytest.fixture(scope="module", params=sorted(VALUE_SETS))
+def case(request):
+    docs, notes = render(VALUE_SETS[request.param])
+    return request.param, docs, notes
+
+
+def kinds(docs, kind) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def pod_specs(docs):
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
+
+
+def test_lint_is_clean(case):
+    name, _, _ = case
+    report = helm_python.lint(str(CHART), merge(REQUIRED, VALUE_SETS[name]), strict=True, kube_version="1.33.0")
+    # The dependency charts are fetched by `helm dependency build` where their repositories are reachable.
+    errors = [e for e in report["errors"] if "missing these dependencies" not in e]
+    assert errors == []
+
+
+@pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
+def test_every_manifest_is_valid_kubernetes(case, kube_version):
+    _, docs, _ = case
+    for doc in docs:
+        if doc["kind"] not in CRDS:
+            kubernetes_validate.validate(doc, kube_version, strict=True)
+
+
+def test_every_container_is_non_root_read_only_limited_and_probed(case):
+    _, docs, _ = case
+    for name, spec in pod_specs(docs):
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True, (name, container["name"])
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["resources"]["limits"]["memory"] and container["resources"]["limits"]["cpu"]
+    for name, deployment in kinds(docs, "Deployment").items():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert "readinessProbe" in container and "livenessProbe" in container, name
+    for name, deployment in kinds(docs, "Deployment").items():
+        assert name in kinds(docs, "PodDisruptionBudget"), f"{name} has no PodDisruptionBudget"
+
+
+def test_grpc_services_use_grpc_health_and_headless_services(case):
+    _, docs, _ = case
+    for component in ("query", "indexer", "embedder"):
+        container = kinds(docs, "Deployment")[f"vs-vizsearch-{component}"]["spec"]["template"]["spec"]["containers"][0]
+        assert "grpc" in container["readinessProbe"], component
+        assert kinds(docs, "Service")[f"vs-vizsearch-{component}"]["spec"]["clusterIP"] == "None"
+
+
+def test_triton_gets_its_gpus_model_and_shared_memory(case):
+    name, docs, _ = case
+    spec = kinds(docs, "Deployment")["vs-vizsearch-triton"]["spec"]["template"]["spec"]
+    gpus = 2 if name == "gpu-scaling-keda" else 1
+    triton = spec["containers"][0]
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == gpus
+    assert {"name": "models", "mountPath": "/models", "readOnly": True} in triton["volumeMounts"]
+    assert {"name": "VIZSEARCH_MODEL_DIR", "value": "/models/clip"} in triton["env"]
+    fetch = spec["initContainers"][0]
+    assert fetch["command"][:3] == ["python", "-m", "services.embedder.fetch_model"]
+    assert "openai/clip-vit-base-patch32" in fetch["command"] and {"name": "models", "mountPath": "/models"} in \
+        fetch["volumeMounts"]
+    shm = next(v for v in spec["volumes"] if v["name"] == "shm")
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"} and spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_autoscalers_target_their_deployments(case):
+    name, docs, _ = case
+    deployments = kinds(docs, "Deployment")
+    hpas = kinds(docs, "HorizontalPodAutoscaler")
+    expected = {"vs-vizsearch-gateway", "vs-vizsearch-query", "vs-vizsearch-embedder"}
+    if name == "gpu-scaling-keda":
+        expected.add("vs-vizsearch-triton")
+        triton_metrics = hpas["vs-vizsearch-triton"]["spec"]["metrics"]
+        assert triton_metrics[0]["pods"]["metric"]["name"] == "triton_queue_time_per_request_us"
+        assert triton_metrics[1]["resource"]["name"] == "cpu", "CPU stays as the fallback"
+        scaled = kinds(docs, "ScaledObject")["vs-vizsearch-worker"]
+        assert scaled["spec"]["scaleTargetRef"]["name"] in deployments
+        assert scaled["spec"]["triggers"][0]["metadata"]["listName"] == "vizsearch.ingest"
+    else:
+        assert "ScaledObject" not in {d["kind"] for d in docs}
+    assert set(hpas) == expected
+    for hpa in hpas.values():
+        assert hpa["spec"]["scaleTargetRef"]["name"] in deployments
+
+
+def test_services_find_each_other_by_rendered_names_and_ports(case):
+    name, docs, _ = case
+    config = kinds(docs, "ConfigMap")["vs-vizsearch-config"]["data"]
+    services = kinds(docs, "Service")
+    for variable in ("VIZSEARCH_EMBEDDER_URL", "VIZSEARCH_QUERY_URL", "VIZSEARCH_INDEXER_URL", "VIZSEARCH_TRITON_URL"):
+        host, port = config[variable].split(":")
+        assert host in services, variable
+        assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]], variable
+    if name == "all-external":
+        assert config["VIZSEARCH_MILVUS_URI"] == "http://milvus.db:19530"
+        assert config["VIZSEARCH_S3_ENDPOINT"] == "s3.example.com:443" and config["VIZSEARCH_S3_SECURE"] == "true"
+        assert config["VIZSEARCH_REDIS_URL"] == "redis://redis.cache:6379/2"
+        assert "Job" not in {d["kind"] for d in docs} and "Secret" not in {d["kind"] for d in docs}
+    else:
+        assert config["VIZSEARCH_MILVUS_URI"] == "http://vs-milvus:19530"
+        assert config["VIZSEARCH_S3_ENDPOINT"] == "vs-minio:9000"
+        job = kinds(docs, "Job")["vs-vizsearch-minio-notifications"]
+        script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+        assert "http://vs-vizsearch-indexer:8082/v1/minio/events" in script and "--event put,delete" in script
+
+
+def test_no_secret_value_reaches_a_config_map_and_secrets_are_referenced(case):
+    name, docs, _ = case
+    for config_map in kinds(docs, "ConfigMap").values():
+        text = yaml.safe_dump(config_map)
+        assert not any(secret in text for secret in SECRET_VALUES)
+    gateway = kinds(docs, "Deployment")["vs-vizsearch-gateway"]["spec"]["template"]["spec"]
+    keys_volume = next(v for v in gateway["volumes"] if v["name"] == "api-keys")
+    assert keys_volume["secret"]["secretName"] == ("my-keys" if name == "all-external" else "vs-vizsearch-api-keys")
+    indexer = kinds(docs, "Deployment")["vs-vizsearch-indexer"]["spec"]["template"]["spec"]["containers"][0]
+    token = next(e for e in indexer["env"] if e["name"] == "VIZSEARCH_WEBHOOK_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"]["name"] == ("my-webhook" if name == "all-external" else "vs-vizsearch-webhook")
+
+
+def test_ingress_serves_http_and_grpc_when_on(case):
+    name, docs, notes = case
+    ingresses = kinds(docs, "Ingress")
+    if name != "cluster-milvus-ingress":
+        assert ingresses == {} and "port-forward svc/vs-vizsearch-gateway" in notes
+        return
+    grpc = ingresses["vs-vizsearch-gateway-grpc"]
+    assert grpc["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "GRPC"
+    assert grpc["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"] == "grpc"
+    assert ingresses["vs-vizsearch-gateway-http"]["spec"]["tls"][0]["secretName"] == "vizsearch-tls"
+    assert "https://vizsearch.example.com" in notes
+
+
+@pytest.mark.parametrize("values, words", [
+    ({"gateway": {"replicas": -1}}, "/gateway/replicas': minimum: got -1"),
+    ({"model": {"source": "ftp://models.example.com/clip"}}, "/model/source': 'ftp://models.example.com/clip' does not match"),
+    ({"triton": {"gpu": {"count": -2}}}, "/triton/gpu/count"),
+    ({"query": {"searchConsistency": "Sometimes"}}, "/query/searchConsistency"),
+])
+def test_bad_values_are_refused_by_the_schema(values, words):
+    with pytest.raises(helm_python.HelmValuesError) as error:
+        render(values)
+    assert words in str(error.value)
+
+
+def test_missing_required_secrets_are_named():
+    with pytest.raises(helm_python.HelmError, match="secrets.storage.secretKey"):
+        helm_python.Chart.load(CHART).render({}, name="vs", namespace="search")
