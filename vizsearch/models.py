@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, model_validator
 
 
+# Milvus caps top_k + offset at 16,384.
+MAX_OFFSET = 16384 - 1
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
 
 
@@ -55,7 +57,7 @@ class SearchBody(BaseModel):
     min_box_area: float | None = Field(None, ge=0)
     level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
     top_k: int = Field(20, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     min_score: float | None = Field(None, ge=-1, le=1)
 
 

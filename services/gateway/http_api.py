@@ -17,7 +17,8 @@ from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, inde
 from services.gateway.auth import Principal
 from services.gateway.core import Gateway, GatewayError
 from vizsearch.models import (Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure, ImageSpec, Job,
-                              JobList, ModelInfo, ObjectResult, Query, SearchBody, SearchResponse, SearchResult)
+                              JobList, MAX_OFFSET, ModelInfo, ObjectResult, Query, SearchBody, SearchResponse,
+                              SearchResult)
 
 PROBLEM = "application/problem+json"
 JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
@@ -159,7 +160,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         labels: Annotated[str, Form(description="comma-separated")] = "",
         level: Annotated[Literal["images", "objects"] | None, Form()] = None,
         top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
-        offset: Annotated[int, Form(ge=0)] = 0,
+        offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
         min_score: Annotated[float | None, Form(ge=-1, le=1)] = None,
     ):
         data = await file.read(gateway.settings.max_image_bytes + 1)

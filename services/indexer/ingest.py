@@ -143,12 +143,13 @@ class Ingestor:
             or known.signature != sig or known.annotations != ann.fingerprint(boxes.get(key, []))
         ]
         gone = [key for key in manifest if key not in images]
-        self.jobs.plan(job_id, total=len(images) + len(gone), unchanged=len(images) - len(changed))
-        # A periodic reconcile that found nothing leaves no job behind, except the
-        # first under a new model, which the alias switch waits for.
+        # A periodic reconcile that finds nothing leaves no job behind (it is dropped
+        # before it could show as finished), except the first under a new model, which
+        # the alias switch waits for.
         if not changed and not gone and self.vectors.serving_version() == version:
             if self.jobs.discard_if_reconcile(job_id):
                 return []
+        self.jobs.plan(job_id, total=len(images) + len(gone), unchanged=len(images) - len(changed))
         logger.info("planned %s: %d images, %d to index, %d gone", dataset, len(images), len(changed), len(gone))
         return sorted(changed) + sorted(gone)
 
