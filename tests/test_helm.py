@@ -91,6 +91,7 @@ def test_every_container_is_non_root_read_only_limited_and_probed(case):
             assert "readinessProbe" in container and "livenessProbe" in container, name
     for name, deployment in kinds(docs, "Deployment").items():
         assert name in kinds(docs, "PodDisruptionBudget"), f"{name} has no PodDisruptionBudget"
+        assert name in kinds(docs, "Service"), f"{name} has no Service"
 
 
 def test_grpc_services_use_grpc_health_and_headless_services(case):
