@@ -9,11 +9,13 @@ STAMP  := $(VENV)/.installed
 
 setup: $(STAMP)
 
-# System packages, then the venv. torch goes first, pinned: the CPU wheel, before
-# anything that depends on torch can pull a multi-GB CUDA build. open_clip_torch
-# only supplies the CLIP BPE vocabulary file, so its dependencies are skipped.
+# System packages (Redis; the emoji font the demo dataset draws with), then the venv.
+# torch goes first, pinned: the CPU wheel, before anything that depends on torch can
+# pull a multi-GB CUDA build. open_clip_torch only supplies the CLIP BPE vocabulary
+# file, so its dependencies are skipped.
 $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+	@test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { apt-get update -qq && apt-get install -y -qq fonts-noto-color-emoji; }
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q torch==2.13.0

@@ -1,0 +1,54 @@
+"""The generated street-scene dataset: deterministic, with boxes that frame what was drawn."""
+
+import json
+
+from PIL import Image
+
+from vizsearch import cli, demo_data
+
+
+def test_the_same_seed_gives_the_same_dataset_and_a_larger_set_extends_a_smaller(tmp_path):
+    first = demo_data.generate(tmp_path / "a", 6, seed=3)
+    demo_data.generate(tmp_path / "b", 6, seed=3)
+    demo_data.generate(tmp_path / "c", 8, seed=3)
+    demo_data.generate(tmp_path / "d", 6, seed=4)
+    for i in range(6):
+        name = f"images/{i:05d}.jpg"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+    assert (tmp_path / "a" / "images/00000.jpg").read_bytes() != (tmp_path / "d" / "images/00000.jpg").read_bytes()
+    assert first == json.loads((tmp_path / "b" / "_annotations" / "instances.json").read_text())
+
+
+def test_boxes_lie_in_the_image_and_frame_drawn_objects(tmp_path):
+    coco = demo_data.generate(tmp_path, 30, seed=0)
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert sorted(names.values()) == sorted(demo_data.CLASSES)
+    per_image = {}
+    for annotation in coco["annotations"]:
+        per_image.setdefault(annotation["image_id"], []).append(annotation)
+        x, y, w, h = annotation["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= demo_data.WIDTH and y + h <= demo_data.HEIGHT and w >= 8 and h >= 8
+    assert all(1 <= len(found) <= 5 for found in per_image.values()) and len(per_image) == 30
+    seen = {names[a["category_id"]] for a in coco["annotations"]}
+    assert len(seen) >= 8, "30 scenes show most classes"
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    for entry, image in zip(captions, coco["images"]):
+        labels = {names[a["category_id"]] for a in per_image[image["id"]]}
+        assert all(label in entry["caption"] for label in labels), entry
+        assert entry["caption"].endswith(("during the day", "at dusk", "at night"))
+    with Image.open(tmp_path / coco["images"][0]["file_name"]) as picture:
+        assert picture.size == (demo_data.WIDTH, demo_data.HEIGHT) and picture.format == "JPEG"
+
+
+def test_the_command_writes_a_dataset_ready_to_drop(tmp_path, capsys):
+    assert cli.main(["demo-data", "--out", str(tmp_path / "demo"), "--images", "3", "--seed", "1"]) == 0
+    assert "wrote 3 images" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "demo" / "images").iterdir()) == ["00000.jpg", "00001.jpg", "00002.jpg"]
+
+
+def test_a_missing_font_is_named(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo_data, "FONT_PATHS", ("/nonexistent/NotoColorEmoji.ttf",))
+    monkeypatch.delenv("VIZSEARCH_EMOJI_FONT", raising=False)
+    assert cli.main(["demo-data", "--out", str(tmp_path / "x"), "--images", "1"]) == 1
+    assert "apt-get install fonts-noto-color-emoji" in capsys.readouterr().err
