@@ -22,8 +22,9 @@ def test_no_generated_request_makes_the_gateway_fail(stack):
         tried.append(operation.label)
 
         @given(case=operation.as_strategy())
+        # Derandomized: CI explores the same requests every run; change the count to explore more.
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+                  database=None, derandomize=True)
         def never_a_server_error(case):
             case.call_and_validate(headers=headers, timeout=60, checks=[not_a_server_error])
 
