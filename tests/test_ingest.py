@@ -316,7 +316,7 @@ def test_a_new_model_is_served_once_every_dataset_is_scanned_under_it(stack, fre
     indexer = Indexer(ingestor)
     try:
         assert ingestor.model().version == model_version  # creates the new model's collections...
-        assert ingestor.vectors.client.has_collection(f"{prefix}_objects_{model_version}")
+        assert ingestor.vectors.client.has_collection(ingestor.vectors.collection("objects", model_version))
         assert old.serving_version() == "oldmodel"  # ...without serving them yet
         ingestor.catalog.register("a")
         ingestor.catalog.register("b")

@@ -1,6 +1,6 @@
 """The vector index in Milvus: what the indexer writes and the query service reads.
 
-Each (model version, level) has its own collection, `vizsearch_<level>_<version>`,
+Each (model version, level) has its own collection, `vizsearch_<level>_<version>_r<schema revision>`,
 reached through the alias `vizsearch_<level>`: a new model fills new
 collections in the background and the alias moves once they are complete.
 The dataset is the partition key, so a dataset's entries are searched and
@@ -28,6 +28,9 @@ from services.common.config import ENV_PREFIX
 logger = logging.getLogger(__name__)
 
 LEVELS = ("images", "objects")
+# Part of every collection's name: a schema change gets new collections, filled by the
+# next scans, instead of writes failing against old ones.
+SCHEMA_REVISION = 2
 # Where an object entry's box comes from (the `source` field).
 GROUND_TRUTH = "ground_truth"
 PREDICTION = "prediction"
@@ -47,7 +50,9 @@ class VectorSettings(BaseSettings):
     milvus_timeout_s: float = Field(30.0, description="Deadline of one Milvus call.")
     hnsw_m: int = Field(16, ge=4, le=64, description="HNSW graph degree: recall and memory grow with it.")
     hnsw_ef_construction: int = Field(200, ge=8, le=512, description="HNSW build-time candidate list.")
-    collection_prefix: str = Field("vizsearch", description="Collections and aliases are named <prefix>_<level>[_<version>].")
+    collection_prefix: str = Field(
+        "vizsearch", description="Collections and aliases are named <prefix>_<level>[_<version>_r<revision>]."
+    )
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class Entry:
     label: str = ""
     source: str = ""  # "ground_truth" | "prediction" for objects
     score: float = 0.0
+    objects: int = 0  # of an image entry: how many object entries its image has
 
     def entry_id(self, model_version: str) -> str:
         return entry_id(model_version, self.dataset, self.key, self.box, self.label, self.source)
@@ -88,6 +94,7 @@ class Entry:
             "box_y2": float(y2),
             "box_area": float((x2 - x1) * (y2 - y1)),
             "indexed_at": self.indexed_at,
+            "objects": self.objects,
         }
 
 
@@ -130,7 +137,7 @@ class VectorStore:
         return f"{self.settings.collection_prefix}_{level}"
 
     def collection(self, level: str, model_version: str) -> str:
-        return f"{self.settings.collection_prefix}_{level}_{model_version}"
+        return collection_name(self.settings, level, model_version)
 
     # -- collections -----------------------------------------------------
     def ensure_collections(self, model_version: str, dimension: int) -> None:
@@ -164,6 +171,8 @@ class VectorStore:
         for field in ("box_x1", "box_y1", "box_x2", "box_y2", "box_area"):
             schema.add_field(field, DataType.FLOAT)
         schema.add_field("indexed_at", DataType.INT64)
+        # Lets a search skip looking for the boxes of images that have none.
+        schema.add_field("objects", DataType.INT32)
         index = self.client.prepare_index_params()
         index.add_index(
             "vector", index_type="HNSW", metric_type="COSINE",
@@ -182,10 +191,12 @@ class VectorStore:
             return None
 
     def serving_version(self, level: str = "images") -> str | None:
-        """The model version the alias currently serves."""
+        """The model version the alias currently serves (None for another schema revision)."""
         target = self.alias_target(level)
-        prefix = f"{self.settings.collection_prefix}_{level}_"
-        return target[len(prefix):] if target and target.startswith(prefix) else None
+        prefix, suffix = f"{self.settings.collection_prefix}_{level}_", f"_r{SCHEMA_REVISION}"
+        if target and target.startswith(prefix) and target.endswith(suffix):
+            return target[len(prefix):-len(suffix)]
+        return None
 
     def switch_aliases(self, model_version: str) -> None:
         """Serves this model version's collections from now on."""
@@ -246,6 +257,10 @@ class VectorStore:
         self.client.close()
 
 
+def collection_name(settings: VectorSettings, level: str, model_version: str) -> str:
+    return f"{settings.collection_prefix}_{level}_{model_version}_r{SCHEMA_REVISION}"
+
+
 class VectorReader:
     """The read side, for the query service: asynchronous, so a search waits on
     Milvus without a thread hop. Same collections and names as VectorStore."""
@@ -256,7 +271,7 @@ class VectorReader:
                                         timeout=settings.milvus_timeout_s)
 
     def collection(self, level: str, model_version: str) -> str:
-        return f"{self.settings.collection_prefix}_{level}_{model_version}"
+        return collection_name(self.settings, level, model_version)
 
     async def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
                      expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
+from services.common.vectors import SCHEMA_REVISION
 from services.indexer.annotations import Annotation
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -102,7 +103,8 @@ class Catalog:
     # -- the manifest ----------------------------------------------------
     @staticmethod
     def _manifest(version: str, dataset: str) -> str:
-        return f"vz:manifest:{version}:{dataset}"
+        # Per collection generation: a new model or schema revision indexes everything anew.
+        return f"vz:manifest:{version}:r{SCHEMA_REVISION}:{dataset}"
 
     def manifest(self, version: str, dataset: str) -> dict[str, ManifestEntry]:
         raw = self.redis.hgetall(self._manifest(version, dataset))
@@ -141,7 +143,7 @@ class Catalog:
 
     # -- current failures ------------------------------------------------
     def set_failed(self, version: str, dataset: str, failed: dict[str, str], cleared: list[str]) -> None:
-        key = f"vz:failed:{version}:{dataset}"
+        key = f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}"
         with self.redis.pipeline() as pipe:
             if cleared:
                 pipe.hdel(key, *cleared)
@@ -150,4 +152,4 @@ class Catalog:
             pipe.execute()
 
     def failed_count(self, version: str, dataset: str) -> int:
-        return self.redis.hlen(f"vz:failed:{version}:{dataset}")
+        return self.redis.hlen(f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}")

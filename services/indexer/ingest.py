@@ -5,6 +5,7 @@ are recorded per key, and the manifest is written only after the vectors are:
 a batch that is cut short and run again ends in exactly the same state.
 """
 
+import dataclasses
 import hashlib
 import logging
 import posixpath
@@ -282,6 +283,7 @@ class Ingestor:
                 box=box, label=annotation.label, source=annotation.source, score=annotation.score,
             ))
             outcomes[key].objects += 1
+        image_entries = [dataclasses.replace(e, objects=outcomes[e.key].objects) for e in image_entries]
         return image_entries, object_entries, problems
 
     def _embed_images(self, inputs: list) -> list:

@@ -26,8 +26,9 @@ from services.query.config import QuerySettings
 MILVUS_MAX_WINDOW = 16384  # Milvus caps limit + offset
 MAX_TERMS = 16
 MAX_DEPTH = 3
-_IMAGE_FIELDS = ["dataset", "key", "width", "height"]
-_OBJECT_FIELDS = [*_IMAGE_FIELDS, "label", "source", "score", "box_x1", "box_y1", "box_x2", "box_y2"]
+_IMAGE_FIELDS = ["dataset", "key", "width", "height", "objects"]
+_OBJECT_FIELDS = ["dataset", "key", "width", "height", "label", "source", "score", "box_x1", "box_y1", "box_x2",
+                  "box_y2"]
 _MODEL_INFO_TTL_S = 30.0
 
 
@@ -165,7 +166,7 @@ class Searcher:
                                   self.settings.search_ef, self.settings.search_consistency)
         results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["similarity"], width=h["width"],
                                       height=h["height"]) for h in hits]
-        await self._attach_annotations(version, results)
+        await self._attach_annotations(version, [r for r, h in zip(results, hits) if h["objects"]])
         return results
 
     async def _search_objects(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
@@ -183,7 +184,8 @@ class Searcher:
         return list(images.values())[offset:window]
 
     async def _attach_annotations(self, version: str, results: list[query_pb2.ImageHit]) -> None:
-        """Image results carry their annotated boxes (unscored), so clients can draw them."""
+        """Image results carry their annotated boxes (unscored), so clients can draw them;
+        `results` are those whose image entry counts boxes (no query when none does)."""
         if not results:
             return
         by_dataset: dict[str, list[str]] = {}
