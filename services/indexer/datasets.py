@@ -5,6 +5,7 @@ it from worker threads.
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from services.indexer import tasks
@@ -62,7 +63,16 @@ class Indexer:
         )
 
     def all(self) -> list[DatasetView]:
-        return [self.get(name) for name in self.catalog.names()]
+        # Each count waits on Milvus's Strong consistency (a time tick): wait for them together.
+        names = self.catalog.names()
+        with ThreadPoolExecutor(min(8, max(1, len(names)))) as pool:
+            return [view for view in pool.map(self._get_if_still_there, names) if view is not None]
+
+    def _get_if_still_there(self, name: str) -> DatasetView | None:
+        try:
+            return self.get(name)
+        except UnknownDataset:  # deleted while listing
+            return None
 
     def delete(self, name: str) -> int:
         """Removes the dataset's vectors and records; the stored images stay, and the
