@@ -86,15 +86,20 @@ class ObjectStore:
                 yield StoredObject(item.object_name[len(prefix):],
                                    signature(item.size or 0, item.etag or "", item.last_modified), modified)
 
-    def fetch(self, dataset: str, key: str, max_bytes: int) -> Fetched:
-        """The object's bytes and signature, read in one request."""
+    def open(self, dataset: str, key: str):
+        """The object's HTTP response, to read (its headers carry size and type) and
+        then close and release; ObjectNotFound if absent."""
         name = object_name(dataset, key)
         try:
-            response = self.client.get_object(self.bucket, name)
+            return self.client.get_object(self.bucket, name)
         except S3Error as error:
             if error.code in _MISSING:
                 raise ObjectNotFound(f"no object {name} in bucket {self.bucket}") from error
             raise
+
+    def fetch(self, dataset: str, key: str, max_bytes: int) -> Fetched:
+        """The object's bytes and signature, read in one request."""
+        response = self.open(dataset, key)
         try:
             size = int(response.headers.get("Content-Length", 0))
             modified = response.headers.get("Last-Modified")

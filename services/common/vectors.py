@@ -250,9 +250,6 @@ class VectorStore:
             output_fields=list(fields), consistency_level="Strong", limit=limit,
         )
 
-    def has_collections(self, model_version: str) -> bool:
-        return all(self.client.has_collection(self.collection(level, model_version)) for level in LEVELS)
-
     def close(self) -> None:
         self.client.close()
 

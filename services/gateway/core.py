@@ -5,6 +5,7 @@ deadline, and turn backend failures into errors that name the problem."""
 import asyncio
 import logging
 import time
+from datetime import timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from minio.error import S3Error
 from services.common import grpc_client
 from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc,
                                                    query_pb2, query_pb2_grpc)
-from services.common.storage import ObjectStore, object_name
+from services.common.storage import ObjectNotFound, ObjectStore, object_name
 from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import RateLimiter
@@ -197,12 +198,10 @@ class Gateway:
         """The stored image: its content type, size and a stream of its bytes."""
         self._check(principal.check_dataset, dataset)
         try:
-            stat = await asyncio.to_thread(self.store.client.stat_object, self.store.bucket, object_name(dataset, key))
-            response = await asyncio.to_thread(self.store.client.get_object, self.store.bucket,
-                                               object_name(dataset, key))
+            response = await asyncio.to_thread(self.store.open, dataset, key)
+        except ObjectNotFound as error:
+            raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
         except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchBucket", "NotFound"):
-                raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
             raise GatewayError(503, f"object storage: {error.code}") from error
         except Exception as error:
             raise GatewayError(503, f"object storage: {error}") from error
@@ -215,11 +214,10 @@ class Gateway:
                 response.close()
                 response.release_conn()
 
-        return stat.content_type or "application/octet-stream", stat.size, chunks()
+        headers = response.headers
+        return headers.get("Content-Type", "application/octet-stream"), int(headers.get("Content-Length", 0)), chunks()
 
     async def image_url(self, principal: Principal, dataset: str, key: str) -> str:
-        from datetime import timedelta
-
         self._check(principal.check_dataset, dataset)
         return await asyncio.to_thread(self.store.client.presigned_get_object, self.store.bucket,
                                        object_name(dataset, key), timedelta(seconds=self.settings.presign_ttl_s))

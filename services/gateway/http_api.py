@@ -4,6 +4,7 @@ and calls services/gateway/core.py, so both doors answer alike."""
 
 import base64
 import binascii
+from http import HTTPStatus
 from typing import Annotated, Literal
 
 import prometheus_client
@@ -98,8 +99,6 @@ def dataset(d: indexer_pb2.Dataset) -> Dataset:
 
 # -- the app ---------------------------------------------------------------
 def problem(status: int, detail: str, title: str | None = None, headers: dict | None = None) -> JSONResponse:
-    from http import HTTPStatus
-
     title = title or HTTPStatus(status).phrase
     return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
                         status_code=status, media_type=PROBLEM, headers=headers)

@@ -142,8 +142,12 @@ class Catalog:
         return {k: [Annotation.from_json(a) for a in json.loads(v)] for k, v in zip(keys, values) if v is not None}
 
     # -- current failures ------------------------------------------------
+    @staticmethod
+    def _failed(version: str, dataset: str) -> str:
+        return f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}"
+
     def set_failed(self, version: str, dataset: str, failed: dict[str, str], cleared: list[str]) -> None:
-        key = f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}"
+        key = self._failed(version, dataset)
         with self.redis.pipeline() as pipe:
             if cleared:
                 pipe.hdel(key, *cleared)
@@ -152,4 +156,4 @@ class Catalog:
             pipe.execute()
 
     def failed_count(self, version: str, dataset: str) -> int:
-        return self.redis.hlen(f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}")
+        return self.redis.hlen(self._failed(version, dataset))

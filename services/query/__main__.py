@@ -16,9 +16,11 @@ SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 
 async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
     delay = 0.5
+    vectors = None
     while True:
         try:
-            searcher = Searcher(settings, embedder, VectorReader(settings))
+            vectors = vectors or VectorReader(settings)  # kept across retries: one client, not one per try
+            searcher = Searcher(settings, embedder, vectors)
             model = await searcher.model(timeout=10)
             logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
             return searcher
