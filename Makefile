@@ -1,11 +1,11 @@
-# vizsearch: `make up` brings the local stack up; `make test` runs the tests.
+# vizsearch: `make demo` brings the local stack up and runs its main job; `make test` runs the tests.
 # Both install what they need first (make setup), on a fresh Debian/Ubuntu machine.
 
 VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up down status test proto proto-check bench-embed bench-ingest bench-query images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query images clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,19 @@ $(STAMP): pyproject.toml
 
 up: setup
 	$(PYTHON) -m services.localstack up
-	$(PYTHON) -m services.localstack smoke
+
+# The main job: a generated street-scene dataset in, a text, an image and an object query out.
+demo: up
+	$(PYTHON) -m services.localstack demo
+
+# Retrieval quality on a generated held-out set, through the gateway (README: "Retrieval quality").
+EVAL_IMAGES ?= 500
+eval: up
+	$(PYTHON) -m vizsearch.evaluation --images $(EVAL_IMAGES) --out .run/eval.json
+
+# Retrains the committed demo CLIP (models/vizsearch-demo-clip) on this machine's CPU.
+demo-model: setup
+	$(PYTHON) -m services.embedder.train_demo --out models/vizsearch-demo-clip
 
 down:
 	@test -x $(PYTHON) && $(PYTHON) -m services.localstack down || true

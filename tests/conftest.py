@@ -1,7 +1,8 @@
 """Shared fixtures. The `stack` fixture brings up the real local stack, once per
 test session, with the same launcher as `make up` but its own run directory and
-ports (so a developer's running stack is left alone), serving a randomly
-initialised CLIP with the real ViT-B/32 shape."""
+ports (so a developer's running stack is left alone), serving the committed demo
+CLIP (models/vizsearch-demo-clip): small enough to embed fast on a CPU, and trained,
+so search results mean something."""
 
 import json
 import socket
@@ -13,9 +14,8 @@ import redis
 
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
 from services.gateway.auth import hash_key
-from services.localstack.config import StackSettings
+from services.localstack.config import DEMO_MODEL, StackSettings
 from services.localstack.launcher import Stack
-from tests.checkpoint_cache import vit_b_32_checkpoint
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
 EMBEDDED_ETCD_PEER_PORT = 2380  # fixed in Milvus 2.3.5's embedded etcd
@@ -35,13 +35,18 @@ TEST_KEYS = {
 
 
 @pytest.fixture(scope="session")
-def vit_b_32_dir() -> Path:
-    """A random CLIP with OpenAI ViT-B/32's shape, built once and cached outside git."""
-    return vit_b_32_checkpoint()
+def model_dir() -> Path:
+    return DEMO_MODEL
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, vit_b_32_dir) -> Stack:
+def dimension(model_dir) -> int:
+    """The served model's embedding dimension."""
+    return json.loads((model_dir / "config.json").read_text())["projection_dim"]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, model_dir) -> Stack:
     ports = StackSettings.shifted_ports(TEST_PORT_SHIFT)
     for port in ports.values():
         with socket.socket() as probe:
@@ -57,7 +62,7 @@ def stack(tmp_path_factory, vit_b_32_dir) -> Stack:
         {"name": name, "sha256": hash_key(key), "role": role, "datasets": datasets, "rate_limit_per_minute": limit}
         for name, (key, role, datasets, limit) in TEST_KEYS.items()]))
     settings = StackSettings(
-        run_dir=run_dir, model=str(vit_b_32_dir), reconcile_interval_s=2, api_keys_file=keys_file,
+        run_dir=run_dir, model=str(model_dir), reconcile_interval_s=2, api_keys_file=keys_file,
         task_visibility_timeout_s=TEST_VISIBILITY_TIMEOUT_S, ingest_batch_size=TEST_BATCH_SIZE,
         webhook_token=TEST_WEBHOOK_TOKEN, **ports,
     )

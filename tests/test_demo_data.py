@@ -33,7 +33,8 @@ def test_boxes_lie_in_the_image_and_frame_drawn_objects(tmp_path):
     seen = {names[a["category_id"]] for a in coco["annotations"]}
     assert len(seen) >= 8, "30 scenes show most classes"
     captions = json.loads((tmp_path / "captions.json").read_text())
-    for entry, image in zip(captions, coco["images"]):
+    assert captions["images"] == coco["images"]
+    for entry, image in zip(captions["annotations"], coco["images"]):
         labels = {names[a["category_id"]] for a in per_image[image["id"]]}
         assert all(label in entry["caption"] for label in labels), entry
         assert entry["caption"].endswith(("during the day", "at dusk", "at night"))

@@ -24,17 +24,17 @@ def image(data=JPEG, box=None, ref=None):
     return common_pb2.ImageInput(data=data, box=box)
 
 
-def test_model_info_describes_the_checkpoint(embedder):
+def test_model_info_describes_the_checkpoint(embedder, dimension):
     info = embedder.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=30)
-    assert (info.dimension, info.image_size, info.max_text_tokens) == (512, 224, 77)
-    assert len(info.version) == 16 and info.model_id.endswith("clip-vit-b-32-random-seed0")
+    assert (info.dimension, info.image_size, info.max_text_tokens) == (dimension, 224, 77)
+    assert len(info.version) == 16 and info.model_id == "vizsearch-demo-clip"
 
 
-def test_texts_embed_to_unit_vectors_in_order(embedder):
+def test_texts_embed_to_unit_vectors_in_order(embedder, dimension):
     texts = ["a bus at night", "a taxi", "a dog on a crosswalk"]
     reply = embedder.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=texts), timeout=60)
     vectors = np.array([v.values for v in reply.vectors])
-    assert vectors.shape == (3, 512)
+    assert vectors.shape == (3, dimension)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     single = embedder.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=["a taxi"]), timeout=60)
     np.testing.assert_allclose(single.vectors[0].values, vectors[1], atol=1e-5)

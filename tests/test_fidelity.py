@@ -1,6 +1,7 @@
 """Fidelity: vectors through Triton and the embedder equal the transformers
-reference computed directly from the same checkpoint (random weights with
-OpenAI ViT-B/32's shape), for texts and for images of every kind."""
+reference computed directly from the same checkpoint (the demo CLIP, its fp16
+weights loaded in fp32 as Triton's CPU instances do), for texts and for images of
+every kind."""
 
 import io
 
@@ -18,9 +19,9 @@ TEXTS = ["taxis waiting at a crosswalk", "a red bus", "a photo of a dog", "night
 
 
 @pytest.fixture(scope="module")
-def reference(vit_b_32_dir):
-    model = CLIPModel.from_pretrained(vit_b_32_dir).eval()
-    return model, CLIPTokenizer.from_pretrained(vit_b_32_dir), CLIPImageProcessor.from_pretrained(vit_b_32_dir)
+def reference(model_dir):
+    model = CLIPModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return model, CLIPTokenizer.from_pretrained(model_dir), CLIPImageProcessor.from_pretrained(model_dir)
 
 
 def features(output) -> np.ndarray:

@@ -74,10 +74,10 @@ def problem(api, body: dict, status: int, key: str = "reader") -> str:
     return document["detail"]
 
 
-def test_text_search_ranks_images_with_scores_and_links(api, images):
+def test_text_search_ranks_images_with_scores_and_links(api, images, dimension):
     reply = search(api, {"query": {"text": "a bus on a street"}, "datasets": [DATASET], "top_k": 5})
     results = reply["results"]
-    assert len(results) == 5 and reply["model"]["dimension"] == 512
+    assert len(results) == 5 and reply["model"]["dimension"] == dimension
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
     assert all(r["dataset"] == DATASET and (r["width"], r["height"]) == (W, H) for r in results)
     first = results[0]
@@ -227,15 +227,15 @@ def test_grpc_gives_what_http_gives(stack, api, images):
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "top_k" in error.value.details()
 
 
-def test_health_readiness_metrics_model_and_embeddings(api, images):
+def test_health_readiness_metrics_model_and_embeddings(api, images, dimension):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
     assert "vizsearch_grpc_requests_total" in api.get("/metrics/").text
     model = api.get("/v1/model", headers=key_of("reader")).json()
-    assert model["dimension"] == 512 and model["version"]
+    assert model["dimension"] == dimension and model["version"]
     vectors = api.post("/v1/embeddings", json={"texts": ["a bus", "a dog"]}, headers=key_of("reader")).json()
-    assert len(vectors["vectors"]) == 2 and len(vectors["vectors"][0]) == 512
+    assert len(vectors["vectors"]) == 2 and len(vectors["vectors"][0]) == dimension
     by_ref = api.post("/v1/embeddings", json={"images": [{"dataset": DATASET, "key": "a.jpg", "box": [0, 0, 50, 50]}]},
                       headers=key_of("reader"))
-    assert by_ref.status_code == 200 and len(by_ref.json()["vectors"][0]) == 512
+    assert by_ref.status_code == 200 and len(by_ref.json()["vectors"][0]) == dimension
     assert api.get("/docs").status_code == 200 and "/v1/search" in api.get("/openapi.json").json()["paths"]

@@ -17,6 +17,7 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,12 +48,13 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def upload(store: ObjectStore, folder: Path, dataset: str, threads: int) -> tuple[int, int]:
-    """Uploads every file under `folder` to `<dataset>/<relative path>`; a file whose
-    stored copy has its size and MD5 (a single-part ETag) is not sent again.
-    Returns (uploaded, already there)."""
+def upload(store: ObjectStore, folder: Path, dataset: str, threads: int,
+           include: Callable[[str], bool] = lambda key: True) -> tuple[int, int]:
+    """Uploads every file under `folder` (whose relative path `include` accepts) to
+    `<dataset>/<relative path>`; a file whose stored copy has its size and MD5 (a
+    single-part ETag) is not sent again. Returns (uploaded, already there)."""
     stored = {o.object_name: o for o in store.client.list_objects(store.bucket, prefix=f"{dataset}/", recursive=True)}
-    files = _files(folder)
+    files = [path for path in _files(folder) if include(path.relative_to(folder).as_posix())]
 
     def send(path: Path) -> bool:
         key = path.relative_to(folder).as_posix()

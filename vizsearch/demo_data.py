@@ -146,7 +146,8 @@ def caption(placed: list[Placed], light: str) -> str:
 
 
 def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
-    """Writes images/, _annotations/instances.json and captions.json under `out`."""
+    """Writes images/, _annotations/instances.json (COCO detection) and captions.json (COCO
+    captions) under `out`."""
     sprites = emoji_sprites()
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "_annotations").mkdir(exist_ok=True)
@@ -167,7 +168,8 @@ def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
             coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": i + 1,
                                         "category_id": category_ids[p.label], "bbox": [x1, y1, x2 - x1, y2 - y1],
                                         "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
-        captions.append({"file_name": name, "caption": caption(placed, light), "light": light})
+        captions.append({"id": i + 1, "image_id": i + 1, "caption": caption(placed, light)})
     (out / "_annotations" / "instances.json").write_text(json.dumps(coco))
-    (out / "captions.json").write_text(json.dumps(captions, indent=1))
+    # COCO's captions format, as in captions_val2017.json; outside _annotations/, which holds boxes.
+    (out / "captions.json").write_text(json.dumps({"images": coco["images"], "annotations": captions}, indent=1))
     return coco

@@ -1,4 +1,4 @@
-"""`python -m services.localstack up|down|status`: the local stack (see `make up`)."""
+"""`python -m services.localstack up|down|status|demo`: the local stack (see `make up`, `make demo`)."""
 
 import argparse
 import sys
@@ -8,7 +8,7 @@ from services.localstack.launcher import Stack, StackError
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m services.localstack", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "status", "smoke"])
+    parser.add_argument("command", choices=["up", "down", "status", "demo"])
     args = parser.parse_args()
     stack = Stack()
     if args.command == "up":
@@ -30,10 +30,10 @@ def main() -> int:
     if args.command == "down":
         stack.down()
         return 0
-    if args.command == "smoke":
-        from services.localstack import smoke
+    if args.command == "demo":
+        from services.localstack import demo
 
-        return smoke.run(stack)
+        return demo.run(stack)
     print(f"{'component':10} {'pid':>8}  {'state':10} endpoints")
     for status in stack.status():
         print(f"{status.name:10} {status.pid or '-':>8}  {status.state:10} {', '.join(status.endpoints.values())}")

@@ -90,7 +90,7 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
         "PATH": f"{_venv_bin()}:{os.environ.get('PATH', '')}",
         "LD_LIBRARY_PATH": ":".join(filter(None, [*libdirs, os.environ.get("LD_LIBRARY_PATH", "")])),
         "VIZSEARCH_MODEL_DIR": str(settings.model_dir),
-        "VIZSEARCH_MODEL": settings.model or "clip-random-tiny",
+        "VIZSEARCH_MODEL": settings.model_slug if settings.model_is_local else settings.model,
         "OMP_NUM_THREADS": str(os.cpu_count() or 1),
     }
 

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.config import ENV_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
+# The small CLIP trained on the demo street scenes (services/embedder/train_demo.py), committed.
+DEMO_MODEL = REPO / "models" / "vizsearch-demo-clip"
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -17,7 +19,9 @@ class StackSettings(BaseSettings):
 
     run_dir: Path = Field(REPO / ".run", description="Logs, PIDs and every server's data.")
     model: str = Field(
-        "", description="CLIP checkpoint directory (or hub id) to serve; empty: a small random CLIP built on first start."
+        str(DEMO_MODEL),
+        description="CLIP checkpoint to serve: a directory, a Hugging Face hub id (fetched once into the run "
+        "directory) or s3://bucket/prefix; default: the demo model trained on the generated street scenes.",
     )
     redis_port: Port = 6380
     storage_port: Port = 9000
@@ -58,5 +62,16 @@ class StackSettings(BaseSettings):
         return {name: info.default + shift for name, info in cls.model_fields.items() if name.endswith("_port")}
 
     @property
+    def model_is_local(self) -> bool:
+        return self.model.startswith(("/", "."))
+
+    @property
     def model_dir(self) -> Path:
-        return Path(self.model) if self.model else self.run_dir / "models" / "clip-random-tiny"
+        return Path(self.model) if self.model_is_local else self.run_dir / "models" / self.model_slug
+
+    @property
+    def model_slug(self) -> str:
+        """The model's name: a directory's own name, or the hub id or URL made a file name."""
+        if self.model_is_local:
+            return Path(self.model).name
+        return self.model.replace("://", "--").replace("/", "--").replace(":", "")

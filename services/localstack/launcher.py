@@ -79,21 +79,12 @@ class Stack:
         model_dir = self.settings.model_dir
         if (model_dir / "config.json").is_file():
             return
-        if self.settings.model and not self.settings.model.startswith(("/", ".")):
-            from services.embedder.fetch_model import fetch
-
-            log(f"fetching {self.settings.model} ...")
-            target = self.run / "models" / self.settings.model.replace("/", "--").replace(":", "")
-            fetch(self.settings.model, target)
-            self.settings.model = str(target)
-            self.components = components(self.settings)
-            return
-        if self.settings.model:
+        if self.settings.model_is_local:
             raise StackError(f"VIZSEARCH_MODEL={self.settings.model} has no Hugging Face CLIP checkpoint (config.json)")
-        from services.embedder.checkpoints import write_random_checkpoint
+        from services.embedder.fetch_model import fetch
 
-        log(f"building a random tiny CLIP in {model_dir} (set VIZSEARCH_MODEL to serve a real one)")
-        write_random_checkpoint(model_dir, "tiny")
+        log(f"fetching {self.settings.model} into {model_dir} ...")
+        fetch(self.settings.model, model_dir)
 
     def _start(self, component: Component, log) -> None:
         for endpoint in component.endpoints.values():

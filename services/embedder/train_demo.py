@@ -1,0 +1,312 @@
+"""Trains vizsearch's demo CLIP: a small Hugging Face CLIPModel that understands the
+street scenes of `vizsearch demo-data`, trained from scratch on this machine's CPU.
+
+    python -m services.embedder.train_demo --out models/vizsearch-demo-clip
+
+The recipe, deterministic for --seed (the checkpoint's training.json records it):
+- data: --scenes scenes of demo_data's generator under seed --data-seed (held-out
+  evaluation sets use other seeds), each resized to a shortest edge of 224 as the
+  embedder does, plus every annotated object cut out with a random margin of up to
+  20% (the indexer's default is 10%);
+- a batch pairs scenes, seen through a random 224-wide window (half of them through
+  the centre one, which is what the embedder sees), and object crops with captions
+  built from a random subset of what is visible: "a taxi and a dog on a road at night",
+  "a photo of a bus";
+- the loss is CLIP's symmetric contrastive loss with every caption that truly
+  describes an image counted as a positive (a caption naming only "bus" describes
+  every image with a bus), plus an instance term that pulls a scene and a degraded
+  copy of it (down- and up-sampled, noised) together, so near-duplicates find their
+  original and not merely a scene with the same objects;
+- weights are saved in fp16 with the real CLIP tokenizer and the reference image
+  processor config: the same files a pretrained CLIP has.
+"""
+
+import argparse
+import functools
+import json
+import math
+import multiprocessing
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.embedder import checkpoints, images
+from services.indexer.annotations import with_margin
+from vizsearch import demo_data
+from vizsearch.metrics import precision_at
+
+SHAPE = "demo"
+SIZE = 224
+VISIBLE = 0.6  # share of an object's width inside the window for a caption to name it
+WHEN = {"day": "during the day", "dusk": "at dusk", "night": "at night"}
+SCENE_TEMPLATES = ("{}", "a photo of {}", "{} on a road", "a street with {}", "a road scene with {}")
+OBJECT_TEMPLATES = ("a photo of {}", "{}", "a close-up of {}", "a picture of {}")
+
+
+@dataclass
+class Pool:
+    """Pre-rendered training data, as uint8 pixels."""
+
+    scenes: np.ndarray  # [N, 224, W, 3]
+    objects: list[list[tuple[str, float, float]]]  # per scene: label, x1, x2 in resized pixels
+    lights: list[str]
+    crops: np.ndarray  # [M, 224, 224, 3]
+    crop_labels: list[str]
+    crop_lights: list[str]
+
+
+@functools.cache
+def _sprites():
+    return demo_data.emoji_sprites()
+
+
+def _render(seed_and_index: tuple[int, int]):
+    seed, index = seed_and_index
+    picture, placed, light = demo_data.scene(seed, index, _sprites())
+    resized = images.resize_shortest_edge(picture, SIZE)
+    scale = resized.height / picture.height
+    rng = np.random.default_rng([seed, index, 1])
+    crops = []
+    for p in placed:
+        box = with_margin(p.box, rng.uniform(0, 0.2), picture.width, picture.height)
+        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*box)), SIZE))
+    objects = [(p.label, p.box[0] * scale, p.box[2] * scale) for p in placed]
+    return np.asarray(resized), objects, light, crops, [p.label for p in placed]
+
+
+def render_pool(seed: int, count: int, workers: int) -> Pool:
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        rendered = pool.map(_render, [(seed, i) for i in range(count)], chunksize=16)
+    crops = [c for r in rendered for c in r[3]]
+    return Pool(
+        scenes=np.stack([r[0] for r in rendered]),
+        objects=[r[1] for r in rendered],
+        lights=[r[2] for r in rendered],
+        crops=np.stack(crops),
+        crop_labels=[label for r in rendered for label in r[4]],
+        crop_lights=[r[2] for r in rendered for _ in r[4]],
+    )
+
+
+def visible_labels(objects, left: int) -> set[str]:
+    seen = set()
+    for label, x1, x2 in objects:
+        inside = min(x2, left + SIZE) - max(x1, left)
+        if inside >= VISIBLE * (x2 - x1):
+            seen.add(label)
+    return seen
+
+
+def things(labels: list[str]) -> str:
+    words = [("an " if n[0] in "aeiou" else "a ") + n for n in labels]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def describe(rng: random.Random, labels: set[str], light: str, templates) -> tuple[str, frozenset, str | None]:
+    """A caption naming a random non-empty subset of `labels` (and maybe the light), with
+    what it claims: the labels and the light (None: not said)."""
+    named = rng.sample(sorted(labels), rng.randint(1, len(labels)))
+    text = rng.choice(templates).format(things(named))
+    said_light = light if rng.random() < 0.5 else None
+    if said_light:
+        text += " " + WHEN[said_light]
+    return text, frozenset(named), said_light
+
+
+def sample_batch(pool: Pool, rng: random.Random, scenes: int, crops: int):
+    """Pixels [B, 224, 224, 3] (scenes first), captions, and the positives matrix."""
+    pixels, captions, claims, truths = [], [], [], []
+    for index in rng.sample(range(len(pool.scenes)), scenes):
+        width = pool.scenes.shape[2]
+        left = (width - SIZE) // 2 if rng.random() < 0.5 else rng.randint(0, width - SIZE)
+        seen = visible_labels(pool.objects[index], left)
+        if not seen:  # centre the window on an object
+            label, x1, x2 = rng.choice(pool.objects[index])
+            left = int(min(max(0, (x1 + x2) / 2 - SIZE / 2), width - SIZE))
+            seen = visible_labels(pool.objects[index], left) or {label}
+        pixels.append(pool.scenes[index, :, left : left + SIZE])
+        text, named, light = describe(rng, seen, pool.lights[index], SCENE_TEMPLATES)
+        captions.append(text)
+        claims.append((named, light))
+        truths.append((seen, pool.lights[index]))
+    for index in rng.sample(range(len(pool.crops)), crops):
+        label, light = pool.crop_labels[index], pool.crop_lights[index]
+        pixels.append(pool.crops[index])
+        text, named, said = describe(rng, {label}, light, OBJECT_TEMPLATES)
+        captions.append(text)
+        claims.append((named, said))
+        truths.append(({label}, light))
+    positives = np.array(
+        [[named <= seen and light in (None, true_light) for named, light in claims] for seen, true_light in truths],
+        dtype=np.float32,
+    )
+    return np.stack(pixels), captions, positives
+
+
+class Normaliser:
+    def __init__(self, processor_config: dict):
+        import torch
+
+        self.mean = torch.tensor(processor_config["image_mean"]).reshape(1, 3, 1, 1) * 255
+        self.std = torch.tensor(processor_config["image_std"]).reshape(1, 3, 1, 1) * 255
+
+    def __call__(self, pixels):
+        import torch
+
+        batch = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
+        return (batch - self.mean) / self.std
+
+
+def degraded(batch, generator):
+    """A near-duplicate of each image: resampled through a smaller size, with noise
+    (what re-encoding and resizing do)."""
+    import torch
+    import torch.nn.functional as F
+
+    factor = float(torch.empty(1).uniform_(0.35, 0.9, generator=generator))
+    small = F.interpolate(batch, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
+    back = F.interpolate(small, size=batch.shape[-2:], mode="bilinear", align_corners=False)
+    return back + torch.randn(back.shape, generator=generator) * 0.05
+
+
+def multi_positive_loss(logits, positives):
+    """Cross-entropy against every true caption (rows) and every true image (columns)."""
+    rows = -(positives / positives.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+    cols = -(positives.T / positives.T.sum(1, keepdim=True) * logits.T.log_softmax(1)).sum(1).mean()
+    return (rows + cols) / 2
+
+
+def train(args) -> dict:
+    import torch
+    import torch.nn.functional as F
+    from transformers import CLIPModel, CLIPTokenizer
+
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoints.write_tokenizer(out)
+    checkpoints.write_image_processor(out, SIZE)
+    tokenizer = CLIPTokenizer.from_pretrained(out)
+    normalise = Normaliser(json.loads((out / "preprocessor_config.json").read_text()))
+
+    pool = render_pool(args.data_seed, args.scenes, args.threads)
+    print(f"rendered {len(pool.scenes)} scenes and {len(pool.crops)} objects in {time.monotonic() - started:.0f} s",
+          flush=True)
+    model = CLIPModel(checkpoints.clip_config(SHAPE))
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
+                                  lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
+    warmup = max(1, args.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
+    )
+    rng, generator = random.Random(args.seed), torch.Generator().manual_seed(args.seed)
+    tokens_of = functools.lru_cache(maxsize=None)(lambda text: tokenizer(text)["input_ids"])
+    model.train()
+    for step in range(1, args.steps + 1):
+        pixels, captions, positives = sample_batch(pool, rng, args.batch_scenes, args.batch_objects)
+        batch = normalise(pixels)
+        ids = [tokens_of(c) for c in captions]
+        longest = max(map(len, ids))
+        input_ids = torch.tensor([t + [tokenizer.pad_token_id] * (longest - len(t)) for t in ids])
+        mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in ids])
+        copies = degraded(batch[: args.batch_scenes], generator)
+        image_embeds = F.normalize(model.get_image_features(pixel_values=torch.cat([batch, copies])).pooler_output, dim=-1)
+        text_embeds = F.normalize(model.get_text_features(input_ids=input_ids, attention_mask=mask).pooler_output, dim=-1)
+        scale = model.logit_scale.exp().clamp(max=100)
+        originals, duplicates = image_embeds[: len(batch)], image_embeds[len(batch) :]
+        loss = multi_positive_loss(scale * originals @ text_embeds.T, torch.from_numpy(positives))
+        instance = scale * duplicates @ originals[: args.batch_scenes].T
+        target = torch.arange(args.batch_scenes)
+        loss = loss + args.instance_weight * (F.cross_entropy(instance, target) + F.cross_entropy(instance.T, target)) / 2
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        if step % 50 == 0 or step == args.steps:
+            print(f"step {step}/{args.steps} loss {loss.item():.3f} scale {scale.item():.1f} "
+                  f"{time.monotonic() - started:.0f} s", flush=True)
+    model.eval()
+    report = {"held_out": quick_evaluation(model, tokenizer, normalise, args.eval_seed, args.eval_scenes)}
+    model.half().save_pretrained(out, safe_serialization=True)
+    report.update(minutes=round((time.monotonic() - started) / 60, 1), recipe={
+        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"})
+    (out / "training.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def quick_evaluation(model, tokenizer, normalise, seed: int, count: int) -> dict:
+    """In-process figures on held-out scenes, seen as the embedder sees them: text->image
+    precision@10 per class, object crop->image precision@10 (image entries only), and the
+    rank-1 rate of re-encoded, resized copies. The stack's harness is `make eval`."""
+    import io
+
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    def embed_images(pixels):
+        with torch.inference_mode():
+            return torch.cat([F.normalize(model.get_image_features(pixel_values=normalise(pixels[i : i + 64])).pooler_output, dim=-1)
+                              for i in range(0, len(pixels), 64)])
+
+    scenes = [demo_data.scene(seed, i, _sprites()) for i in range(count)]
+    labels = [{p.label for p in placed} for _, placed, _ in scenes]
+    index = embed_images(np.stack([images.to_model_pixels(picture, SIZE) for picture, _, _ in scenes]))
+    classes = list(demo_data.CLASSES)
+    with torch.inference_mode():
+        tokens = tokenizer([f"a photo of a {c}" for c in classes], padding=True, return_tensors="pt")
+        texts = F.normalize(model.get_text_features(**tokens).pooler_output, dim=-1)
+    text_p10 = [precision_at([c in labels[i] for i in (index @ t).argsort(descending=True).tolist()], 10)
+                for c, t in zip(classes, texts)]
+    crops, crop_labels = [], []
+    for picture, placed, _ in scenes[:50]:
+        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*placed[0].box)), SIZE))
+        crop_labels.append(placed[0].label)
+    queries = embed_images(np.stack(crops))
+    object_p10 = [precision_at([c in labels[i] for i in (index @ q).argsort(descending=True).tolist()], 10)
+                  for c, q in zip(crop_labels, queries)]
+    copies = []
+    for picture, _, _ in scenes[:100]:
+        buffer = io.BytesIO()
+        picture.resize((picture.width * 3 // 4, picture.height * 3 // 4)).save(buffer, "JPEG", quality=60)
+        copies.append(images.to_model_pixels(Image.open(buffer).convert("RGB"), SIZE))
+    top = (embed_images(np.stack(copies)) @ index.T).argmax(1)
+    return {
+        "text_precision_at_10": round(float(np.mean(text_p10)), 3),
+        "text_precision_at_10_per_class": {c: round(p, 2) for c, p in zip(classes, text_p10)},
+        "object_to_image_precision_at_10": round(float(np.mean(object_p10)), 3),
+        "near_duplicate_rank1": round(float((top == torch.arange(len(copies))).float().mean()), 3),
+        "scenes": count, "seed": seed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--scenes", type=int, default=4000)
+    parser.add_argument("--batch-scenes", type=int, default=32)
+    parser.add_argument("--batch-objects", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--instance-weight", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-seed", type=int, default=1000, help="demo_data seed of the training scenes")
+    parser.add_argument("--eval-seed", type=int, default=1, help="demo_data seed of the held-out check")
+    parser.add_argument("--eval-scenes", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    report = train(parser.parse_args())
+    print(json.dumps(report["held_out"], indent=2))
+    print(f"trained in {report['minutes']} min")
+
+
+if __name__ == "__main__":
+    main()
