@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
+from tqdm import tqdm
 
 from services.common.config import StorageSettings
 from services.common.storage import ObjectStore
@@ -137,7 +138,7 @@ def evaluate(client: Client, folder: Path, truth: GroundTruth, dataset: str, bar
                     "boxes": len(truth.boxes), "classes": len(truth.classes)}
 
     per_class = {}
-    for name in truth.classes:
+    for name in _progress(truth.classes, "text->image"):
         total = sum(name in labels for labels in truth.labels.values())
         if not total:
             continue
@@ -151,14 +152,14 @@ def evaluate(client: Client, folder: Path, truth: GroundTruth, dataset: str, bar
 
     if truth.captions:
         ranks = []
-        for text, key in truth.captions[:max_captions]:
+        for text, key in _progress(truth.captions[:max_captions], "caption->image"):
             ranked = ranked_keys(client, {"text": text}, dataset, 10, "images")
             ranks.append(ranked.index(key) + 1 if key in ranked else None)
         report["caption_to_image"] = {f"recall_at_{k}": _mean([r is not None and r <= k for r in ranks])
                                       for k in (1, 5, 10)} | {"queries": len(ranks)}
 
     image_p10 = []
-    for key in spread([k for k in keys if truth.labels[k]], queries):
+    for key in _progress(spread([k for k in keys if truth.labels[k]], queries), "image->image"):
         ranked = ranked_keys(client, {"image": {"dataset": dataset, "key": key}}, dataset, 10, "images", exclude=key)
         image_p10.append(precision_at([bool(truth.labels[key] & truth.labels.get(k, set())) for k in ranked], 10))
     report["image_to_image"] = {"precision_at_10": _mean(image_p10), "queries": len(image_p10)}
@@ -166,14 +167,14 @@ def evaluate(client: Client, folder: Path, truth: GroundTruth, dataset: str, bar
     for name, target, level in (("object_to_image", dataset, "objects"),
                                 ("object_to_image_without_annotations", bare_dataset, "images")):
         scores = []
-        for key, label, box in spread(truth.boxes, queries):
+        for key, label, box in _progress(spread(truth.boxes, queries), name.replace("_to_", "->")):
             query = {"object": {"dataset": target, "key": key, "box": box}}
             ranked = ranked_keys(client, query, target, 10, level, exclude=key)
             scores.append(precision_at([label in truth.labels.get(k, ()) for k in ranked], 10))
         report[name] = {"precision_at_10": _mean(scores), "queries": len(scores), "level": level}
 
     exact, near = [], []
-    for key in spread(keys, duplicate_queries):
+    for key in _progress(spread(keys, duplicate_queries), "duplicates"):
         data = (folder / key).read_bytes()
         for found, copy in ((exact, data), (near, near_duplicate(data))):
             found.append(ranked_keys(client, {"image": image_spec(copy)}, dataset, 1, "images") == [key])
@@ -182,6 +183,11 @@ def evaluate(client: Client, folder: Path, truth: GroundTruth, dataset: str, bar
     report["targets"] = {name: {"value": _lookup(report, name), "target": target,
                                 "met": _lookup(report, name) >= target} for name, target in TARGETS.items()}
     return report
+
+
+def _progress(items: list, task: str):
+    """A progress bar on a terminal, nothing in a log."""
+    return tqdm(items, desc=task, unit="query", disable=None, leave=False)
 
 
 def _mean(values) -> float:

@@ -146,7 +146,8 @@ def components(settings: StackSettings) -> list[Component]:
         Component(
             "milvus",
             [python, "-m", "services.localstack.milvus_server", "--data", str(run / "milvus"),
-             "--port", str(s.milvus_port), "--metrics-port", str(s.milvus_metrics_port)],
+             "--port", str(s.milvus_port), "--metrics-port", str(s.milvus_metrics_port),
+             "--time-tick-ms", str(s.milvus_time_tick_ms)],
             {"milvus": f"http://127.0.0.1:{s.milvus_port}"},
             lambda: _http_ok(f"http://127.0.0.1:{s.milvus_metrics_port}/healthz", "OK"),
         ),

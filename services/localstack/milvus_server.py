@@ -36,11 +36,13 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--port", type=int, default=19530)
     parser.add_argument("--metrics-port", type=int, default=9091)
+    parser.add_argument("--time-tick-ms", type=int, default=200)
     args = parser.parse_args()
 
     config = _Config(data_dir=str(args.data), proxy_port=args.port)
     for component in COMPONENTS:
         config.set(f"{component}.ip", "127.0.0.1")
+    config.set("proxy.timeTickInterval", args.time_tick_ms)
     config.resolve()  # picks free ports for etcd and the internal components
     milvus._initialize_data_files(config.base_data_dir)
     binary = Path(config.base_data_dir) / "bin" / "milvus"

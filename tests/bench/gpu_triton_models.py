@@ -119,7 +119,7 @@ def main() -> None:
     results = [check(args.model)]
     if args.vit_b_32:
         with tempfile.TemporaryDirectory() as scratch:
-            results.append(check(vit_b_32_random(Path(scratch), args.model)))
+            results.append(check(vit_b_32_random(Path(scratch) / "clip-vit-b-32-random", args.model)))
     print(json.dumps(results, indent=2))
 
 
