@@ -110,8 +110,8 @@ def test_object_queries_search_boxes_and_group_them_by_image(api, images):
     assert len({(r["dataset"], r["key"]) for r in reply["results"]}) == len(reply["results"]), "one entry per image"
     car = next(o for r in reply["results"] for o in r["objects"] if o["label"] == "car")
     assert car["source"] == "prediction" and car["detector_score"] == pytest.approx(0.8)
-    # Without annotations, an object query still searches whole images.
-    whole = search(api, {"query": {"object": {"dataset": DATASET, "key": "e.jpg", "box": [0, 0, 200, 150]}},
+    # Without annotations, an object query still searches whole images (a box as large as the image: itself first).
+    whole = search(api, {"query": {"object": {"dataset": DATASET, "key": "e.jpg", "box": [0, 0, W, H]}},
                          "datasets": [DATASET], "level": "images"})
     assert len(whole["results"]) == len(KEYS) and whole["results"][0]["key"] == "e.jpg"
     upload = api.post("/v1/search/upload", files={"file": ("q.jpg", images["a.jpg"], "image/jpeg")},
