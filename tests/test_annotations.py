@@ -77,15 +77,13 @@ def test_names_resolve_exactly_then_by_unique_base_name():
     assert KEYS.resolve("x/dup.jpg") == "x/dup.jpg"
 
 
-def test_boxes_are_clipped_refused_when_outside_and_grown_by_the_margin():
+def test_boxes_are_clipped_and_refused_when_outside():
     inside = ann.Annotation("car", (-10, 5, 50, 120), ann.GROUND_TRUTH, 0, "f#0")
     assert ann.usable_box(inside, 100, 100) == (0, 5, 50, 100)
     with pytest.raises(ann.AnnotationError, match="lies outside the 100x100 image"):
         ann.usable_box(ann.Annotation("car", (150, 5, 200, 50), ann.GROUND_TRUTH, 0, "f#1"), 100, 100)
     with pytest.raises(ann.AnnotationError, match="empty or inverted"):
         ann.usable_box(ann.Annotation("car", (50, 5, 40, 50), ann.GROUND_TRUTH, 0, "f#2"), 100, 100)
-    assert ann.with_margin((10, 10, 30, 50), 0.1, 100, 100) == (8, 6, 32, 54)
-    assert ann.with_margin((0, 0, 100, 100), 0.1, 100, 100) == (0, 0, 100, 100)
 
 
 def test_fingerprint_follows_the_boxes_not_their_order():

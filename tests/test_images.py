@@ -105,6 +105,16 @@ def test_crop_takes_the_box():
     assert np.array_equal(np.asarray(cropped), np.asarray(image)[20:60, 10:31])
 
 
+def test_a_margin_grows_the_box_within_the_image():
+    assert images.grow(images.Box(10, 10, 30, 50), 0.1, 100, 100) == images.Box(8, 6, 32, 54)
+    assert images.grow(images.Box(0, 0, 100, 100), 0.1, 100, 100) == images.Box(0, 0, 100, 100)
+    image = Image.fromarray(np.arange(100 * 80 * 3, dtype=np.uint32).reshape(80, 100, 3).astype(np.uint8))
+    cropped = images.crop(image, images.Box(10, 20, 30, 60), margin=0.25)
+    assert np.array_equal(np.asarray(cropped), np.asarray(image)[10:70, 5:35])
+    with pytest.raises(images.BadImage, match="box margin -0.1 is not a fraction between 0 and 1"):
+        images.crop(image, images.Box(10, 20, 30, 60), margin=-0.1)
+
+
 @pytest.mark.parametrize(
     "box, reason",
     [

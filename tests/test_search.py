@@ -107,6 +107,7 @@ def test_object_queries_search_boxes_and_group_them_by_image(api, images):
     first = reply["results"][0]
     assert first["key"] == "a.jpg" and first["objects"][0]["label"] == "bus"
     assert first["objects"][0]["box"] == box and first["objects"][0]["score"] == first["score"]
+    assert first["score"] == pytest.approx(1.0, abs=1e-4), "the query box is cropped as its indexed entry was"
     assert len({(r["dataset"], r["key"]) for r in reply["results"]}) == len(reply["results"]), "one entry per image"
     car = next(o for r in reply["results"] for o in r["objects"] if o["label"] == "car")
     assert car["source"] == "prediction" and car["detector_score"] == pytest.approx(0.8)

@@ -2,7 +2,7 @@
 
 decode() turns untrusted bytes into an RGB image (EXIF orientation applied,
 any mode converted, a pixel limit against decompression bombs); crop() cuts a
-validated box; to_model_pixels() resizes and centre-crops exactly as
+validated box, grown by a margin for context; to_model_pixels() resizes and centre-crops exactly as
 transformers' CLIPImageProcessor does, leaving uint8 pixels for Triton (the
 model normalises them).
 """
@@ -69,8 +69,9 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def crop(image: Image.Image, box: Box) -> Image.Image:
-    """The box's pixels; a box that is inverted, empty or outside the image is refused."""
+def crop(image: Image.Image, box: Box, margin: float = 0.0) -> Image.Image:
+    """The box's pixels, the box grown first by `margin` of its width and height on each
+    side (within the image); a box that is inverted, empty or outside the image is refused."""
     values = (box.x1, box.y1, box.x2, box.y2)
     if not all(math.isfinite(v) for v in values):
         raise BadImage(f"box {box} has a non-finite coordinate")
@@ -79,9 +80,19 @@ def crop(image: Image.Image, box: Box) -> Image.Image:
     width, height = image.size
     if box.x1 < 0 or box.y1 < 0 or box.x2 > width or box.y2 > height:
         raise BadImage(f"box {box} lies outside the {width}x{height} image")
-    left, top = math.floor(box.x1), math.floor(box.y1)
-    right, bottom = max(math.ceil(box.x2), left + 1), max(math.ceil(box.y2), top + 1)
+    if not (math.isfinite(margin) and 0 <= margin <= 1):
+        raise BadImage(f"box margin {margin:g} is not a fraction between 0 and 1")
+    grown = grow(box, margin, width, height)
+    left, top = math.floor(grown.x1), math.floor(grown.y1)
+    right, bottom = max(math.ceil(grown.x2), left + 1), max(math.ceil(grown.y2), top + 1)
     return image.crop((left, top, right, bottom))
+
+
+def grow(box: Box, margin: float, width: int, height: int) -> Box:
+    """The box grown by `margin` of its width and height on each side, within the image."""
+    dx, dy = (box.x2 - box.x1) * margin, (box.y2 - box.y1) * margin
+    return Box(max(0.0, box.x1 - dx), max(0.0, box.y1 - dy), min(float(width), box.x2 + dx),
+               min(float(height), box.y2 + dy))
 
 
 def resize_shortest_edge(image: Image.Image, size: int) -> Image.Image:

@@ -111,7 +111,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             width, height = image.size
             if item.HasField("box"):
                 b = item.box
-                image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2))
+                image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
             pixels = images.to_model_pixels(image, image_size)
             return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest)
         except ObjectNotFound as error:

@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from services.embedder import checkpoints, images
-from services.indexer.annotations import with_margin
 from vizsearch import demo_data
 from vizsearch.metrics import precision_at
 
@@ -72,8 +71,7 @@ def _render(seed_and_index: tuple[int, int]):
     rng = np.random.default_rng([seed, index, 1])
     crops = []
     for p in placed:
-        box = with_margin(p.box, rng.uniform(0, 0.2), picture.width, picture.height)
-        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*box)), SIZE))
+        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*p.box), rng.uniform(0, 0.2)), SIZE))
     objects = [(p.label, p.box[0] * scale, p.box[2] * scale) for p in placed]
     return np.asarray(resized), objects, light, crops, [p.label for p in placed]
 

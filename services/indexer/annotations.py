@@ -173,10 +173,3 @@ def usable_box(annotation: Annotation, width: int, height: int) -> tuple[float, 
             f"box {list(annotation.box)} ({annotation.label}) lies outside the {width}x{height} image"
         )
     return clipped
-
-
-def with_margin(box, margin: float, width: int, height: int) -> tuple[float, float, float, float]:
-    """The crop embedded for an object: its box grown by `margin` of each side, within the image."""
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    return max(0.0, x1 - dx), max(0.0, y1 - dy), min(float(width), x2 + dx), min(float(height), y2 + dy)

@@ -270,8 +270,9 @@ class Ingestor:
                 except ann.AnnotationError as error:
                     problems.append((key, f"{annotation.origin}: {error}"))
                     continue
-                x1, y1, x2, y2 = ann.with_margin(box, margin, w, h)
-                crop = common_pb2.ImageInput(data=item.data, box=common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2))
+                x1, y1, x2, y2 = box
+                crop = common_pb2.ImageInput(data=item.data, box=common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2),
+                                             box_margin=margin)
                 crops.append((key, annotation, box, crop, result))
         object_entries = []
         for (key, annotation, box, _, image), result in zip(crops, self._embed_images([c[3] for c in crops])):

@@ -21,4 +21,8 @@ class QuerySettings(ServiceSettings, VectorSettings):
         "Bounded", description="Milvus consistency of searches: Strong sees every write at once, Bounded is faster."
     )
     max_top_k: int = Field(1000, ge=1, description="Largest page.")
+    object_box_margin: float = Field(
+        0.1, ge=0, le=1, description="An object query's box grows by this fraction of its sides before it is cropped, "
+        "as the indexer grows annotated boxes (its VIZSEARCH_BOX_MARGIN): a query by an indexed box finds it."
+    )
     max_text_chars: int = Field(1000, ge=1, description="Longest query text.")

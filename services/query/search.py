@@ -110,6 +110,11 @@ class Searcher:
                 stored = await self._stored_image_vector(version, image.ref)
                 if stored is not None:
                     return stored
+            if kind == "object":  # cropped as the indexer crops annotated boxes
+                cropped = common_pb2.ImageInput()
+                cropped.CopyFrom(image)
+                cropped.box_margin = self.settings.object_box_margin
+                image = cropped
             request = embedder_pb2.EmbedImagesRequest(images=[image], fail_on_item_error=True)
             reply = await self._embed(self.embedder.EmbedImages, request, f"{path}.{kind}", timeout)
             return np.asarray(reply.results[0].vector.values, dtype=np.float32)

@@ -27,14 +27,16 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class ImageInput(_message.Message):
-    __slots__ = ("data", "ref", "box")
+    __slots__ = ("data", "ref", "box", "box_margin")
     DATA_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    BOX_MARGIN_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     ref: ObjectRef
     box: Box
-    def __init__(self, data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ...) -> None: ...
+    box_margin: float
+    def __init__(self, data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., box_margin: _Optional[float] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)
