@@ -7,6 +7,7 @@
 """
 
 import base64
+import time
 from pathlib import Path
 
 import httpx
@@ -36,12 +37,21 @@ def image_spec(image: str | Path | bytes | tuple[str, str], box=None) -> dict:
 
 
 class Client:
-    def __init__(self, url: str = "http://127.0.0.1:8080", api_key: str | None = None, timeout_s: float = 60.0):
+    def __init__(self, url: str = "http://127.0.0.1:8080", api_key: str | None = None, timeout_s: float = 60.0,
+                 rate_limit_retries: int = 3):
+        """`rate_limit_retries`: how often a request refused with 429 is sent again, after
+        the wait its Retry-After names (at most a minute); 0 raises at once."""
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(base_url=url, headers=headers, timeout=timeout_s)
+        self.rate_limit_retries = rate_limit_retries
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
         response = self.http.request(method, path, **kwargs)
+        for _ in range(self.rate_limit_retries):
+            if response.status_code != 429:
+                break
+            time.sleep(min(60.0, float(response.headers.get("Retry-After", "1"))))
+            response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
