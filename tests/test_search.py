@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from services.common.genproto.vizsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, query_pb2
-from services.common.storage import ObjectStore
 from services.common.config import StorageSettings
+from services.common.storage import ObjectStore
+from services.common.vectors import Entry, VectorSettings, VectorStore
 from tests import imagegen
 from tests.conftest import TEST_KEYS
 
@@ -118,6 +119,28 @@ def test_object_queries_search_boxes_and_group_them_by_image(api, images):
     upload = api.post("/v1/search/upload", files={"file": ("q.jpg", images["a.jpg"], "image/jpeg")},
                       data={"box": "20,30,140,130", "datasets": DATASET}, headers=key_of("reader"))
     assert upload.status_code == 200 and upload.json()["results"][0]["key"] == "a.jpg"
+
+
+def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, images):
+    """An image entry stores its boxes unless they overflow one VARCHAR; then search looks
+    them up in the objects collection (written here directly: 800+ real boxes would be slow)."""
+    model = api.get("/v1/model", headers=key_of("reader")).json()
+    text = "a crowd of boxes"
+    vector = api.post("/v1/embeddings", json={"texts": [text]}, headers=key_of("reader")).json()["vectors"][0]
+    store = VectorStore(VectorSettings(milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}"))
+    boxes = [(10.0, 40.0, 50.0, 90.0, "dog"), (5.0, 10.0, 30.0, 30.0, "bus")]
+    objects = [Entry("crowd", "c.jpg", vector, W, H, "sha", 0, box=b[:4], label=b[4], source="ground_truth")
+               for b in boxes]
+    try:
+        store.write(model["version"], "objects", objects)
+        store.write(model["version"], "images", [Entry("crowd", "c.jpg", vector, W, H, "sha", 0, objects=2)])
+        first = search(api, {"query": {"text": text}, "top_k": 1}, key="admin")["results"][0]
+        assert (first["dataset"], first["key"]) == ("crowd", "c.jpg")
+        assert [(o["label"], o["box"]) for o in first["objects"]] == [
+            ("bus", [5.0, 10.0, 30.0, 30.0]), ("dog", [10.0, 40.0, 50.0, 90.0])], "top to bottom"
+    finally:
+        store.delete_dataset(model["version"], "crowd")
+        store.close()
 
 
 def test_weighted_and_negative_combinations(api, images):

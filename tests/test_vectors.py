@@ -1,6 +1,8 @@
 """Identity of entries and the escaping of values in Milvus expressions."""
 
-from services.common.vectors import Entry, _version_tuple, entry_id, quote, quote_list
+from services.common.vectors import (
+    MAX_BOXES_BYTES, Entry, _version_tuple, decode_boxes, encode_boxes, entry_id, quote, quote_list,
+)
 from services.indexer.ingest import is_image_key
 
 
@@ -16,6 +18,19 @@ def test_entry_ids_are_deterministic_and_distinguish_what_matters():
     entry = Entry("ds", "a.jpg", [0.1], 10, 20, "sha", 0, box=(1, 2, 3, 4), label="car", source="ground_truth")
     assert entry.row("v1")["id"] == entry_id("v1", "ds", "a.jpg", (1, 2, 3, 4), "car", "ground_truth")
     assert entry.row("v1")["box_area"] == 4.0
+
+
+def test_an_image_entry_stores_its_boxes_top_to_bottom_unless_too_many():
+    def obj(y, label, source="ground_truth", score=0.0):
+        return Entry("ds", "a.jpg", [0.1], 10, 20, "sha", 0, box=(1, y, 3, y + 1), label=label, source=source,
+                     score=score)
+
+    text = encode_boxes([obj(9, "dog"), obj(2, "car", "prediction", 0.5)])
+    assert [(b["label"], b["box_y1"], b["source"], b["score"]) for b in decode_boxes(text)] == [
+        ("car", 2, "prediction", 0.5), ("dog", 9, "ground_truth", 0.0)]
+    assert encode_boxes([]) == "" and decode_boxes("") == []
+    crowd = [obj(i, "pedestrian " * 20) for i in range(MAX_BOXES_BYTES // 200)]
+    assert encode_boxes(crowd) == "", "too many for one VARCHAR: readers look them up instead"
 
 
 def test_user_values_cannot_escape_their_string_literal():

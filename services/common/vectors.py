@@ -30,12 +30,14 @@ logger = logging.getLogger(__name__)
 LEVELS = ("images", "objects")
 # Part of every collection's name: a schema change gets new collections, filled by the
 # next scans, instead of writes failing against old ones.
-SCHEMA_REVISION = 2
+SCHEMA_REVISION = 3
 # Where an object entry's box comes from (the `source` field).
 GROUND_TRUTH = "ground_truth"
 PREDICTION = "prediction"
 MAX_KEY_CHARS = 1024
 MAX_LABEL_CHARS = 256
+# Milvus's longest VARCHAR: an image's boxes, as JSON, must fit (else readers look them up).
+MAX_BOXES_BYTES = 65535
 # Milvus before 2.3.10 computes an upsert's partition from the wrong field when
 # the collection has a partition key (milvus-io/milvus#30607, fixed by #30772):
 # upserted rows become invisible to filters on the dataset.
@@ -71,6 +73,7 @@ class Entry:
     source: str = ""  # "ground_truth" | "prediction" for objects
     score: float = 0.0
     objects: int = 0  # of an image entry: how many object entries its image has
+    boxes: str = ""  # of an image entry: its objects, from encode_boxes ("" if none or too many)
 
     def entry_id(self, model_version: str) -> str:
         return entry_id(model_version, self.dataset, self.key, self.box, self.label, self.source)
@@ -95,7 +98,23 @@ class Entry:
             "box_area": float((x2 - x1) * (y2 - y1)),
             "indexed_at": self.indexed_at,
             "objects": self.objects,
+            "boxes": self.boxes,
         }
+
+
+def encode_boxes(objects: Iterable[Entry]) -> str:
+    """An image's object entries as compact JSON rows [x1, y1, x2, y2, label, source, score],
+    top to bottom; "" when they do not fit one VARCHAR (readers then query the objects)."""
+    rows = sorted(([*o.box, o.label[:MAX_LABEL_CHARS], o.source, o.score] for o in objects),
+                  key=lambda r: (r[1], r[0]))
+    text = json.dumps(rows, separators=(",", ":"), ensure_ascii=False) if rows else ""
+    return text if len(text.encode()) <= MAX_BOXES_BYTES else ""
+
+
+def decode_boxes(text: str) -> list[dict]:
+    """encode_boxes' rows as dicts with the objects collection's field names."""
+    return [{"box_x1": x1, "box_y1": y1, "box_x2": x2, "box_y2": y2, "label": label, "source": source,
+             "score": score} for x1, y1, x2, y2, label, source, score in json.loads(text)] if text else []
 
 
 def entry_id(model_version: str, dataset: str, key: str, box=None, label: str = "", source: str = "") -> str:
@@ -171,8 +190,10 @@ class VectorStore:
         for field in ("box_x1", "box_y1", "box_x2", "box_y2", "box_area"):
             schema.add_field(field, DataType.FLOAT)
         schema.add_field("indexed_at", DataType.INT64)
-        # Lets a search skip looking for the boxes of images that have none.
+        # An image entry's object count and boxes: an image search shows the boxes without
+        # a second query (it looks them up only when they were too many to store here).
         schema.add_field("objects", DataType.INT32)
+        schema.add_field("boxes", DataType.VARCHAR, max_length=MAX_BOXES_BYTES)
         index = self.client.prepare_index_params()
         index.add_index(
             "vector", index_type="HNSW", metric_type="COSINE",

@@ -24,7 +24,7 @@ from pymilvus.exceptions import MilvusException
 from services.common import grpc_client
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.common.storage import Fetched, ObjectNotFound, ObjectStore, ObjectTooLarge
-from services.common.vectors import Entry, VectorStore
+from services.common.vectors import Entry, VectorStore, encode_boxes
 from services.indexer import annotations as ann
 from services.indexer.catalog import Catalog, ManifestEntry
 from services.indexer.config import IndexerSettings
@@ -284,7 +284,11 @@ class Ingestor:
                 box=box, label=annotation.label, source=annotation.source, score=annotation.score,
             ))
             outcomes[key].objects += 1
-        image_entries = [dataclasses.replace(e, objects=outcomes[e.key].objects) for e in image_entries]
+        by_key: dict[str, list[Entry]] = {}
+        for entry in object_entries:
+            by_key.setdefault(entry.key, []).append(entry)
+        image_entries = [dataclasses.replace(e, objects=outcomes[e.key].objects,
+                                             boxes=encode_boxes(by_key.get(e.key, []))) for e in image_entries]
         return image_entries, object_entries, problems
 
     def _embed_images(self, inputs: list) -> list:

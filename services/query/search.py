@@ -19,14 +19,14 @@ import grpc
 import numpy as np
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
-from services.common.vectors import PREDICTION, VectorReader, entry_id, quote, quote_list
+from services.common.vectors import PREDICTION, VectorReader, decode_boxes, entry_id, quote, quote_list
 from services.query import filters
 from services.query.config import QuerySettings
 
 MILVUS_MAX_WINDOW = 16384  # Milvus caps limit + offset
 MAX_TERMS = 16
 MAX_DEPTH = 3
-_IMAGE_FIELDS = ["dataset", "key", "width", "height", "objects"]
+_IMAGE_FIELDS = ["dataset", "key", "width", "height", "objects", "boxes"]
 _OBJECT_FIELDS = ["dataset", "key", "width", "height", "label", "source", "score", "box_x1", "box_y1", "box_x2",
                   "box_y2"]
 _MODEL_INFO_TTL_S = 30.0
@@ -171,7 +171,13 @@ class Searcher:
                                   self.settings.search_ef, self.settings.search_consistency)
         results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["similarity"], width=h["width"],
                                       height=h["height"]) for h in hits]
-        await self._attach_annotations(version, [r for r, h in zip(results, hits) if h["objects"]])
+        unstored = []
+        for result, hit in zip(results, hits):
+            boxes = decode_boxes(hit["boxes"])
+            result.objects.extend(_object_hit(row, 0.0) for row in boxes)
+            if hit["objects"] and not boxes:
+                unstored.append(result)
+        await self._attach_annotations(version, unstored)
         return results
 
     async def _search_objects(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
@@ -189,8 +195,8 @@ class Searcher:
         return list(images.values())[offset:window]
 
     async def _attach_annotations(self, version: str, results: list[query_pb2.ImageHit]) -> None:
-        """Image results carry their annotated boxes (unscored), so clients can draw them;
-        `results` are those whose image entry counts boxes (no query when none does)."""
+        """Image results carry their annotated boxes (unscored), so clients can draw them; most
+        image entries store them, and `results` are those with too many boxes to store."""
         if not results:
             return
         by_dataset: dict[str, list[str]] = {}

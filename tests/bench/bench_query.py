@@ -70,7 +70,7 @@ def fill(vectors: VectorStore, version: str, dimension: int, count: int) -> floa
         rows = [{"id": entry_id(version, DATASET, f"{start + i:07d}.jpg"), "vector": v.tolist(), "dataset": DATASET,
                  "key": f"{start + i:07d}.jpg", "width": 640, "height": 480, "sha256": "", "label": "",
                  "source": "", "score": 0.0, "box_x1": 0.0, "box_y1": 0.0, "box_x2": 640.0, "box_y2": 480.0,
-                 "box_area": 640.0 * 480, "indexed_at": 0, "objects": 0} for i, v in enumerate(block)]
+                 "box_area": 640.0 * 480, "indexed_at": 0, "objects": 0, "boxes": ""} for i, v in enumerate(block)]
         vectors.client.insert(name, rows)
     vectors.client.flush(name)
     wait_for_index(vectors, name, count)
