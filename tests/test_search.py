@@ -143,6 +143,24 @@ def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, ima
         store.close()
 
 
+def cache_hits(stack) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{stack.settings.query_metrics_port}/metrics").text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines()
+               if line.startswith('vizsearch_query_embedding_cache_total{result="hit"}'))
+
+
+def test_paging_through_a_query_embeds_it_once(stack, api, images):
+    encoded = base64.b64encode(images["c.jpg"]).decode()
+    for query in ({"text": "a paged query about buses"}, {"image": {"data": encoded}},
+                  {"object": {"data": encoded, "box": [10, 10, 100, 90]}}):
+        before = cache_hits(stack)
+        first = search(api, {"query": query, "datasets": [DATASET], "top_k": 3})["results"]
+        second = search(api, {"query": query, "datasets": [DATASET], "top_k": 3, "offset": 3})["results"]
+        whole = search(api, {"query": query, "datasets": [DATASET], "top_k": 6})["results"]
+        assert cache_hits(stack) - before == 2, query
+        assert [r["key"] for r in first + second] == [r["key"] for r in whole]
+
+
 def test_weighted_and_negative_combinations(api, images):
     f = {"image": {"dataset": DATASET, "key": "f.jpg"}}
     g = {"image": {"dataset": DATASET, "key": "g.jpg"}}

@@ -13,6 +13,10 @@ class QuerySettings(ServiceSettings, VectorSettings):
     metrics_port: int = 9103
     embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
     embed_timeout_s: float = Field(10.0, description="Longest wait for the query's embedding, within the caller's deadline.")
+    embedding_cache_size: int = Field(
+        4096, ge=0, description="Query vectors kept (least recently used out), keyed by model version and the text "
+        "or the image bytes and box: paging through a query embeds it once. 0: off."
+    )
     search_ef: int = Field(64, ge=8, description="HNSW search breadth (raised to top_k + offset when smaller).")
     objects_overfetch: int = Field(
         4, ge=1, le=32, description="Object hits fetched per result image, so grouping by image still fills a page."

@@ -3,7 +3,10 @@ collection of the right level, and shape the hits into one result per image.
 
 - text: embedded by the embedder;
 - image by (dataset, key): the stored vector when the image is indexed, else embedded;
-- image or object by value, object by reference: embedded (objects cropped to their box);
+- image or object by value, object by reference: embedded (objects cropped to their box,
+  grown by the indexer's margin);
+- texts and images by value are remembered (least recently used out), so paging
+  through a query embeds it once;
 - all: the weighted sum of its terms' vectors, normalised (negative weights push away).
 
 At the objects level the search fetches several object hits per result image,
@@ -11,12 +14,14 @@ groups them by image (an image scores as its best object), and pages over images
 """
 
 import asyncio
+import hashlib
 import math
 import time
 from collections import OrderedDict
 
 import grpc
 import numpy as np
+import prometheus_client
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
 from services.common.vectors import PREDICTION, VectorReader, decode_boxes, entry_id, quote, quote_list
@@ -30,6 +35,8 @@ _IMAGE_FIELDS = ["dataset", "key", "width", "height", "objects", "boxes"]
 _OBJECT_FIELDS = ["dataset", "key", "width", "height", "label", "source", "score", "box_x1", "box_y1", "box_x2",
                   "box_y2"]
 _MODEL_INFO_TTL_S = 30.0
+CACHE_LOOKUPS = prometheus_client.Counter(
+    "vizsearch_query_embedding_cache_total", "Query vectors looked up in the embedding cache.", ["result"])
 
 
 class SearchError(Exception):
@@ -48,6 +55,7 @@ class Searcher:
         self.embedder = embedder  # an aio EmbedderStub
         self.vectors = vectors
         self._model: tuple[float, common_pb2.ModelInfo] | None = None
+        self._vectors: OrderedDict[tuple, np.ndarray] = OrderedDict()  # the embedding cache
 
     async def model(self, timeout: float | None = None) -> common_pb2.ModelInfo:
         """The model the embedder serves: queries are searched in its collections."""
@@ -99,9 +107,7 @@ class Searcher:
             if len(term.text) > self.settings.max_text_chars:
                 raise _invalid(f"{path}.text has {len(term.text)} characters, over the limit of "
                                f"{self.settings.max_text_chars}")
-            reply = await self._embed(self.embedder.EmbedTexts, embedder_pb2.EmbedTextsRequest(texts=[text]),
-                                      f"{path}.text", timeout)
-            return np.asarray(reply.vectors[0].values, dtype=np.float32)
+            return await self._remembered((version, "text", text), lambda: self._embed_text(text, path, timeout))
         if kind in ("image", "object"):
             image = getattr(term, kind)
             if kind == "object" and not image.HasField("box"):
@@ -115,12 +121,39 @@ class Searcher:
                 cropped.CopyFrom(image)
                 cropped.box_margin = self.settings.object_box_margin
                 image = cropped
-            request = embedder_pb2.EmbedImagesRequest(images=[image], fail_on_item_error=True)
-            reply = await self._embed(self.embedder.EmbedImages, request, f"{path}.{kind}", timeout)
-            return np.asarray(reply.results[0].vector.values, dtype=np.float32)
+            if image.WhichOneof("source") == "data":  # references are not remembered: the stored image may change
+                box = image.box.SerializeToString() if image.HasField("box") else b""
+                key = (version, "image", hashlib.sha256(image.data).digest(), box, image.box_margin)
+                return await self._remembered(key, lambda: self._embed_image(image, path, kind, timeout))
+            return await self._embed_image(image, path, kind, timeout)
         if kind == "all":
             return await self._combination(term.all, version, f"{path}.all", depth, timeout)
         raise _invalid(f"{path} is empty: give text, image, object or all")
+
+    async def _embed_text(self, text: str, path: str, timeout) -> np.ndarray:
+        reply = await self._embed(self.embedder.EmbedTexts, embedder_pb2.EmbedTextsRequest(texts=[text]),
+                                  f"{path}.text", timeout)
+        return np.asarray(reply.vectors[0].values, dtype=np.float32)
+
+    async def _embed_image(self, image: common_pb2.ImageInput, path: str, kind: str, timeout) -> np.ndarray:
+        request = embedder_pb2.EmbedImagesRequest(images=[image], fail_on_item_error=True)
+        reply = await self._embed(self.embedder.EmbedImages, request, f"{path}.{kind}", timeout)
+        return np.asarray(reply.results[0].vector.values, dtype=np.float32)
+
+    async def _remembered(self, key: tuple, embed) -> np.ndarray:
+        """The cached vector for `key`, else embed() (errors are not cached)."""
+        if (vector := self._vectors.get(key)) is not None:
+            self._vectors.move_to_end(key)
+            CACHE_LOOKUPS.labels("hit").inc()
+            return vector
+        CACHE_LOOKUPS.labels("miss").inc()
+        vector = await embed()
+        vector.flags.writeable = False  # shared by every later query with this key
+        if self.settings.embedding_cache_size:
+            self._vectors[key] = vector
+            while len(self._vectors) > self.settings.embedding_cache_size:
+                self._vectors.popitem(last=False)
+        return vector
 
     async def _combination(self, combination, version, path, depth, timeout) -> np.ndarray:
         if depth >= MAX_DEPTH:
