@@ -128,8 +128,10 @@ def components(settings: StackSettings) -> list[Component]:
     return [
         Component(
             "redis",
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(s.redis_port), "--save", "", "--appendonly", "no",
-             "--dir", str(run / "redis")],
+            # An append-only file keeps the manifests and jobs across restarts, as Milvus keeps
+            # the vectors: without it every `make up` would embed every dataset again.
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(s.redis_port), "--save", "", "--appendonly", "yes",
+             "--appendfsync", "everysec", "--dir", str(run / "redis")],
             {"redis": f"redis://127.0.0.1:{s.redis_port}/0"},
             lambda: _redis_up(s.redis_port),
             prepare=lambda: (run / "redis").mkdir(parents=True, exist_ok=True),
