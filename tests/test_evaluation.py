@@ -13,10 +13,12 @@ from vizsearch.client import Client
 from vizsearch.metrics import average_precision, precision_at, recall_at
 from tests.conftest import TEST_KEYS
 
-# Far below what the demo model reaches on 500 held-out scenes (see the README), far
-# above chance (a class is in about a third of the scenes).
-FLOORS = {"text_to_image.precision_at_10": 0.6, "object_to_image.precision_at_10": 0.6,
-          "image_to_image.precision_at_10": 0.5, "duplicates.exact_rank1": 1.0, "duplicates.near_rank1": 0.9}
+# Below what this small run gives (0.84, 0.975, 0.745, 0.575, 1.0, 1.0 on 2026-11-27) and
+# far above chance (a class is in about a third of the scenes): the data and the model are
+# fixed, so a drop means preprocessing, cropping or scoring changed.
+FLOORS = {"text_to_image.precision_at_10": 0.7, "object_to_image.precision_at_10": 0.85,
+          "image_to_image.precision_at_10": 0.6, "object_to_image_without_annotations.precision_at_10": 0.4,
+          "duplicates.exact_rank1": 1.0, "duplicates.near_rank1": 0.95}
 
 
 def test_ranking_metrics():
@@ -58,6 +60,7 @@ def test_a_small_harness_run_stays_above_its_floors(stack, tmp_path, capsys):
     assert report["object_to_image"]["level"] == "objects"
     assert report["object_to_image_without_annotations"]["level"] == "images"
     assert report["caption_to_image"]["queries"] == 40
+    assert report["text_to_image"]["per_class"]["bus"]["precision_at_10"] >= 0.8, "a text query 'bus' finds buses"
     for name, floor in FLOORS.items():
         section, metric = name.split(".")
         assert report[section][metric] >= floor, (name, report[section])
