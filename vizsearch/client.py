@@ -7,12 +7,15 @@
 """
 
 import base64
+import logging
 import time
 from pathlib import Path
 
 import httpx
 
 from vizsearch.models import Dataset, DatasetList, Embeddings, Job, JobList, ModelInfo, SearchResponse
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -50,7 +53,9 @@ class Client:
         for _ in range(self.rate_limit_retries):
             if response.status_code != 429:
                 break
-            time.sleep(min(60.0, float(response.headers.get("Retry-After", "1"))))
+            wait = min(60.0, float(response.headers.get("Retry-After", "1")))
+            logger.warning("rate limited by the gateway: retrying %s %s in %.0f s", method, path, wait)
+            time.sleep(wait)
             response = self.http.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
