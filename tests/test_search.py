@@ -143,10 +143,28 @@ def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, ima
         store.close()
 
 
+def metric(port: int, prefix: str) -> float:
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith(prefix))
+
+
 def cache_hits(stack) -> float:
-    metrics = httpx.get(f"http://127.0.0.1:{stack.settings.query_metrics_port}/metrics").text
-    return sum(float(line.split()[-1]) for line in metrics.splitlines()
-               if line.startswith('vizsearch_query_embedding_cache_total{result="hit"}'))
+    return metric(stack.settings.query_metrics_port, 'vizsearch_query_embedding_cache_total{result="hit"}')
+
+
+def test_a_query_by_an_indexed_box_reuses_its_vector(stack, api, images):
+    def embedded() -> float:
+        return metric(stack.settings.embedder_metrics_port,
+                      'vizsearch_grpc_requests_total{code="OK",method="EmbedImages",service="embedder"}')
+
+    before = embedded()
+    reply = search(api, {"query": {"object": {"dataset": DATASET, "key": "a.jpg", "box": [20, 30, 140, 130]}},
+                         "datasets": [DATASET]})
+    assert reply["results"][0]["key"] == "a.jpg" and reply["results"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert embedded() == before, "the stored object vector, not a new embedding"
+    drawn = search(api, {"query": {"object": {"dataset": DATASET, "key": "a.jpg", "box": [21, 30, 140, 130]}},
+                         "datasets": [DATASET]})
+    assert embedded() == before + 1 and drawn["results"][0]["key"] == "a.jpg", "a drawn box is embedded"
 
 
 def test_paging_through_a_query_embeds_it_once(stack, api, images):

@@ -3,8 +3,9 @@ collection of the right level, and shape the hits into one result per image.
 
 - text: embedded by the embedder;
 - image by (dataset, key): the stored vector when the image is indexed, else embedded;
-- image or object by value, object by reference: embedded (objects cropped to their box,
-  grown by the indexer's margin);
+- object by (dataset, key, box): the stored vector when that box is indexed, else embedded;
+- image or object by value: embedded (objects cropped to their box, grown by the
+  indexer's margin, as object entries are);
 - texts and images by value are remembered (least recently used out), so paging
   through a query embeds it once;
 - all: the weighted sum of its terms' vectors, normalised (negative weights push away).
@@ -116,6 +117,10 @@ class Searcher:
                 stored = await self._stored_image_vector(version, image.ref)
                 if stored is not None:
                     return stored
+            if kind == "object" and image.WhichOneof("source") == "ref":
+                stored = await self._stored_object_vector(version, image.ref, image.box)
+                if stored is not None:
+                    return stored
             if kind == "object":  # cropped as the indexer crops annotated boxes
                 cropped = common_pb2.ImageInput()
                 cropped.CopyFrom(image)
@@ -178,6 +183,22 @@ class Searcher:
         except Exception:  # not indexed under this model (no collection yet): embed it instead
             return None
         return np.asarray(next(iter(found.values())), dtype=np.float32) if found else None
+
+    async def _stored_object_vector(self, version: str, ref: common_pb2.ObjectRef,
+                                    box: common_pb2.Box) -> np.ndarray | None:
+        """The vector of an indexed object with this box (to within a hundredth of a pixel), if
+        any: a query by a box that search returned needs no embedding."""
+        corners = (box.x1, box.y1, box.x2, box.y2)
+        if not all(math.isfinite(v) for v in corners):
+            return None  # the embedder names the fault
+        near = " and ".join(f"{field} >= {value - 0.01!r} and {field} <= {value + 0.01!r}"
+                            for field, value in zip(("box_x1", "box_y1", "box_x2", "box_y2"), corners))
+        expression = f"dataset == {quote(ref.dataset)} and key == {quote(ref.key)} and {near}"
+        try:
+            rows = await self.vectors.query(version, "objects", expression, ["vector"], 1)
+        except Exception:  # not indexed under this model (no collection yet): embed it instead
+            return None
+        return np.asarray(rows[0]["vector"], dtype=np.float32) if rows else None
 
     async def _embed(self, method, request, path: str, timeout):
         deadline = min(timeout, self.settings.embed_timeout_s) if timeout else self.settings.embed_timeout_s
