@@ -134,15 +134,21 @@ def _covered(below, above) -> float:
     return w * h / ((below[2] - below[0]) * (below[3] - below[1]))
 
 
+WHEN = {"day": "during the day", "dusk": "at dusk", "night": "at night"}
+
+
+def things(names: list[str]) -> str:
+    """'a taxi, a bus and an umbrella'."""
+    words = [("an " if n[0] in "aeiou" else "a ") + n for n in names]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def caption(placed: list[Placed], light: str) -> str:
     names = []
     for p in placed:
         if p.label not in names:
             names.append(p.label)
-    words = [("an " if n[0] in "aeiou" else "a ") + n for n in names]
-    things = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    when = {"day": "during the day", "dusk": "at dusk", "night": "at night"}[light]
-    return f"{things} on a road {when}"
+    return f"{things(names)} on a road {WHEN[light]}"
 
 
 def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:

@@ -41,7 +41,6 @@ from vizsearch.metrics import precision_at
 SHAPE = "demo"
 SIZE = 224
 VISIBLE = 0.6  # share of an object's width inside the window for a caption to name it
-WHEN = {"day": "during the day", "dusk": "at dusk", "night": "at night"}
 SCENE_TEMPLATES = ("{}", "a photo of {}", "{} on a road", "a street with {}", "a road scene with {}")
 OBJECT_TEMPLATES = ("a photo of {}", "{}", "a close-up of {}", "a picture of {}")
 
@@ -99,19 +98,14 @@ def visible_labels(objects, left: int) -> set[str]:
     return seen
 
 
-def things(labels: list[str]) -> str:
-    words = [("an " if n[0] in "aeiou" else "a ") + n for n in labels]
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-
-
 def describe(rng: random.Random, labels: set[str], light: str, templates) -> tuple[str, frozenset, str | None]:
     """A caption naming a random non-empty subset of `labels` (and maybe the light), with
     what it claims: the labels and the light (None: not said)."""
     named = rng.sample(sorted(labels), rng.randint(1, len(labels)))
-    text = rng.choice(templates).format(things(named))
+    text = rng.choice(templates).format(demo_data.things(named))
     said_light = light if rng.random() < 0.5 else None
     if said_light:
-        text += " " + WHEN[said_light]
+        text += " " + demo_data.WHEN[said_light]
     return text, frozenset(named), said_light
 
 

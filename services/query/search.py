@@ -74,6 +74,9 @@ class Searcher:
             raise _invalid(f"top_k is {request.top_k}: give 1 to {self.settings.max_top_k}")
         if request.offset < 0:
             raise _invalid(f"offset is {request.offset}: give 0 or more")
+        window = top_k + request.offset  # checked before anything is embedded
+        if window > MILVUS_MAX_WINDOW:
+            raise _invalid(f"top_k + offset is {window}: at most {MILVUS_MAX_WINDOW}")
         if request.HasField("min_score") and not -1 <= request.min_score <= 1:
             raise _invalid(f"min_score is {request.min_score}: cosine similarity lies in [-1, 1]")
         if not request.HasField("query"):
@@ -86,9 +89,6 @@ class Searcher:
             raise _invalid(str(error)) from error
         model = await self.model(timeout)
         vector = await self._vector(request.query, model.version, "query", 0, timeout)
-        window = top_k + request.offset
-        if window > MILVUS_MAX_WINDOW:
-            raise _invalid(f"top_k + offset is {window}: at most {MILVUS_MAX_WINDOW}")
         if level == query_pb2.LEVEL_OBJECTS:
             results = await self._search_objects(model.version, vector, expression, top_k, request.offset)
         else:
