@@ -18,7 +18,6 @@ from services.localstack.config import DEMO_MODEL, StackSettings
 from services.localstack.launcher import Stack
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
-EMBEDDED_ETCD_PEER_PORT = 2380  # fixed in Milvus 2.3.5's embedded etcd
 # Short enough that a killed worker's batch comes back within a test, long
 # enough that no healthy batch of TEST_BATCH_SIZE outlives it.
 TEST_VISIBILITY_TIMEOUT_S = 15
@@ -52,10 +51,6 @@ def stack(tmp_path_factory, model_dir) -> Stack:
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 pytest.fail(f"port {port} is taken: a test stack from an earlier run may still be up")
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", EMBEDDED_ETCD_PEER_PORT)) == 0:
-            pytest.fail(f"port {EMBEDDED_ETCD_PEER_PORT} is taken, most likely by the embedded etcd of a running "
-                        "`make up` stack: run `make down` first (two embedded Milvus servers cannot run at once)")
     run_dir = tmp_path_factory.mktemp("run")
     keys_file = run_dir / "api-keys.json"
     keys_file.write_text(json.dumps([

@@ -6,12 +6,17 @@ itself. Components bind 127.0.0.1 where Milvus's config allows it.
 """
 
 import argparse
+import json
 import os
 import socket
 from pathlib import Path
 
 import milvus
 
+# A killed server's sessions outlive it in etcd for this long, and a restarted one serves no
+# Strong read until they expire (its time ticks wait on them): Milvus's 30 s would time out
+# every first query after `make down` and `make up`.
+SESSION_TTL_S = 10
 COMPONENTS = ("rootCoord", "proxy", "queryCoord", "queryNode", "indexNode", "dataCoord", "dataNode")
 
 
@@ -31,6 +36,29 @@ class _Config(milvus.MilvusServerConfig):
             return None
 
 
+def _write_etcd_config(config: _Config) -> Path:
+    """The embedded etcd's own config: its client port where Milvus's endpoints say, and a
+    free peer port, where etcd's default would be 2380 for every server (so that two stacks,
+    say `make up`'s and the tests', could not run side by side)."""
+    client = f"http://127.0.0.1:{config.get('etcd_port')}"
+    peer = f"http://127.0.0.1:{_free_port_after(config, config.get('etcd_port'))}"
+    path = Path(config.base_data_dir) / "configs" / "etcd.yaml"
+    path.write_text(f"name: default\nlisten-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+                    f"initial-cluster: default={peer}\nlisten-client-urls: {client}\n"
+                    f"advertise-client-urls: {client}\nlog-outputs: [{json.dumps(config.get('etcd_log_path'))}]\n")
+    return path
+
+
+def _free_port_after(config: _Config, start: int) -> int:
+    """The first free port after `start` that none of Milvus's components was given."""
+    given = {value for key, (_, value) in config.configurable_items.items() if key.endswith("_port")}
+    for port in range(start + 1, 65536):
+        if port not in given and (sock := config.try_bind_port(port)):
+            sock.close()
+            return port
+    raise SystemExit(f"no free port after {start} for the embedded etcd's peers")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
@@ -43,11 +71,13 @@ def main() -> None:
     for component in COMPONENTS:
         config.set(f"{component}.ip", "127.0.0.1")
     config.set("proxy.timeTickInterval", args.time_tick_ms)
+    config.set("common.session.ttl", SESSION_TTL_S)
     config.resolve()  # picks free ports for etcd and the internal components
     milvus._initialize_data_files(config.base_data_dir)
     binary = Path(config.base_data_dir) / "bin" / "milvus"
     env = dict(
         os.environ,
+        ETCD_CONFIG_PATH=str(_write_etcd_config(config)),
         DEPLOY_MODE="STANDALONE",
         METRICS_PORT=str(args.metrics_port),
         MILVUS_RUN_DIR=str(Path(config.base_data_dir) / "run"),
