@@ -18,9 +18,9 @@ from services.localstack.config import DEMO_MODEL, StackSettings
 from services.localstack.launcher import Stack
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
-# Short enough that a killed worker's batch comes back within a test, long
-# enough that no healthy batch of TEST_BATCH_SIZE outlives it.
-TEST_VISIBILITY_TIMEOUT_S = 15
+# Short, so that a killed worker's batch comes back within seconds; renewed every
+# third of it, so a live worker's lease never lapses.
+TEST_LEASE_S = 6
 TEST_BATCH_SIZE = 8
 TEST_WEBHOOK_TOKEN = "test-webhook-token"
 # API keys of the test gateway: name -> (key, role, datasets it may see, rate limit per minute)
@@ -58,7 +58,7 @@ def stack(tmp_path_factory, model_dir) -> Stack:
         for name, (key, role, datasets, limit) in TEST_KEYS.items()]))
     settings = StackSettings(
         run_dir=run_dir, model=str(model_dir), reconcile_interval_s=2, api_keys_file=keys_file,
-        task_visibility_timeout_s=TEST_VISIBILITY_TIMEOUT_S, ingest_batch_size=TEST_BATCH_SIZE,
+        task_lease_s=TEST_LEASE_S, sweep_interval_s=1, ingest_batch_size=TEST_BATCH_SIZE,
         webhook_token=TEST_WEBHOOK_TOKEN, **ports,
     )
     stack = Stack(settings)

@@ -298,10 +298,12 @@ def test_datasets_are_created_configured_listed_and_deleted(indexer, store, vect
 
 def test_a_new_model_is_served_once_every_dataset_is_scanned_under_it(stack, fresh_redis, model_version):
     """Collections of another prefix, and Redis of its own, so the stack's indexer is undisturbed."""
+    from services.indexer.celery_app import create_app
     from services.indexer.config import IndexerSettings
-    from services.indexer.datasets import Indexer
-    from services.indexer.ingest import Ingestor
+    from services.indexer.dispatcher import Dispatcher
+    from services.indexer.indexer import Indexer
     from services.indexer.jobs import SCAN
+    from services.indexer.state import IndexerState
 
     prefix = "modelswitch"
     old = VectorStore(VectorSettings(milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}",
@@ -310,27 +312,28 @@ def test_a_new_model_is_served_once_every_dataset_is_scanned_under_it(stack, fre
     assert old.serving_version() == "oldmodel"
 
     redis_port = fresh_redis.connection_pool.connection_kwargs["port"]
-    ingestor = Ingestor(IndexerSettings(
+    settings = IndexerSettings(
         embedder_url=f"127.0.0.1:{stack.settings.embedder_port}", redis_url=f"redis://127.0.0.1:{redis_port}/0",
-        milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}", collection_prefix=prefix))
-    indexer = Indexer(ingestor)
+        milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}", collection_prefix=prefix)
+    state = IndexerState(settings)
+    indexer = Indexer(state, Dispatcher(state, create_app(settings)))
     try:
-        assert ingestor.model().version == model_version  # creates the new model's collections...
-        assert ingestor.vectors.client.has_collection(ingestor.vectors.collection("objects", model_version))
+        assert state.model().version == model_version  # creates the new model's collections...
+        assert state.vectors.client.has_collection(state.vectors.collection("objects", model_version))
         assert old.serving_version() == "oldmodel"  # ...without serving them yet
-        ingestor.catalog.register("a")
-        ingestor.catalog.register("b")
-        job_a = ingestor.jobs.create("a", SCAN)
-        ingestor.jobs.start(job_a, model_version)
-        ingestor.jobs.plan(job_a, total=0)
+        state.catalog.register("a")
+        state.catalog.register("b")
+        job_a = state.jobs.create("a", SCAN)
+        state.jobs.start(job_a, model_version)
+        state.jobs.plan(job_a, total=0)
         assert not indexer.maybe_switch_aliases(), "dataset b has no scan under the new model yet"
-        job_b = ingestor.jobs.create("b", SCAN)
-        ingestor.jobs.start(job_b, model_version)
-        ingestor.jobs.plan(job_b, total=0)
+        job_b = state.jobs.create("b", SCAN)
+        state.jobs.start(job_b, model_version)
+        state.jobs.plan(job_b, total=0)
         assert indexer.maybe_switch_aliases()
         assert old.serving_version("images") == old.serving_version("objects") == model_version
     finally:
-        ingestor.close()
+        state.close()
         for level in LEVELS:
             old.client.drop_alias(old.alias(level))
         for name in old.client.list_collections():

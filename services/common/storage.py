@@ -4,6 +4,7 @@ Works against MinIO, any S3 API, and the local stack's localbucket (which has no
 notifications, credentials or object metadata, so nothing here relies on them).
 """
 
+import contextlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +17,35 @@ from minio.error import S3Error
 from services.common.config import StorageSettings
 
 
+# S3's limit on a whole object name, in bytes of UTF-8.
+MAX_OBJECT_NAME_BYTES = 1024
+
+
 class ObjectNotFound(LookupError):
     pass
+
+
+class InvalidKey(ValueError):
+    """A key no object can have: asking storage for it is pointless."""
+
+
+def check_key(dataset: str, key: str) -> str:
+    """The key, if an object could be stored under it in the dataset: valid Unicode, no NUL
+    or other control character, relative, without '.' or '..' segments (MinIO refuses
+    them) and within S3's length."""
+    try:
+        size = len(object_name(dataset, key).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidKey("the key is not valid Unicode (it holds a lone surrogate)") from None
+    if not key:
+        raise InvalidKey("the key is empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise InvalidKey("the key holds a control character")
+    if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
+        raise InvalidKey("the key is not a relative path without '.' and '..' segments")
+    if size > MAX_OBJECT_NAME_BYTES:
+        raise InvalidKey(f"the object name is {size} bytes of UTF-8, over S3's {MAX_OBJECT_NAME_BYTES}")
+    return key
 
 
 class ObjectTooLarge(ValueError):
@@ -86,16 +114,27 @@ class ObjectStore:
                 yield StoredObject(item.object_name[len(prefix):],
                                    signature(item.size or 0, item.etag or "", item.last_modified), modified)
 
-    def open(self, dataset: str, key: str):
-        """The object's HTTP response, to read (its headers carry size and type) and
-        then close and release; ObjectNotFound if absent."""
-        name = object_name(dataset, key)
+    @contextlib.contextmanager
+    def _missing_as_not_found(self, name: str):
         try:
-            return self.client.get_object(self.bucket, name)
+            yield
         except S3Error as error:
             if error.code in _MISSING:
                 raise ObjectNotFound(f"no object {name} in bucket {self.bucket}") from error
             raise
+
+    def open(self, dataset: str, key: str):
+        """The object's HTTP response, to read (its headers carry size and type) and
+        then close and release; ObjectNotFound if absent."""
+        name = object_name(dataset, key)
+        with self._missing_as_not_found(name):
+            return self.client.get_object(self.bucket, name)
+
+    def stat(self, dataset: str, key: str):
+        """The object's metadata; ObjectNotFound if absent."""
+        name = object_name(dataset, key)
+        with self._missing_as_not_found(name):
+            return self.client.stat_object(self.bucket, name)
 
     def fetch(self, dataset: str, key: str, max_bytes: int) -> Fetched:
         """The object's bytes and signature, read in one request."""
@@ -114,15 +153,10 @@ class ObjectStore:
     def get(self, dataset: str, key: str, max_bytes: int) -> bytes:
         """The object's bytes; ObjectNotFound if absent, ObjectTooLarge past max_bytes."""
         name = object_name(dataset, key)
-        try:
-            size = self.client.stat_object(self.bucket, name).size
-            if size is not None and size > max_bytes:
-                raise ObjectTooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit")
-            response = self.client.get_object(self.bucket, name)
-        except S3Error as error:
-            if error.code in _MISSING:
-                raise ObjectNotFound(f"no object {name} in bucket {self.bucket}") from error
-            raise
+        size = self.stat(dataset, key).size
+        if size is not None and size > max_bytes:
+            raise ObjectTooLarge(f"{name} is {size} bytes, over the {max_bytes}-byte limit")
+        response = self.open(dataset, key)
         try:
             return response.read()
         finally:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pymilvus import AsyncMilvusClient, DataType, MilvusClient
+from pymilvus.exceptions import MilvusException
 
 from services.common.config import ENV_PREFIX
 
@@ -206,9 +207,12 @@ class VectorStore:
                 raise
 
     def alias_target(self, level: str) -> str | None:
+        """The collection the level's alias points at; None if there is no alias. Raises
+        MilvusException when Milvus cannot be reached (an outage is not a missing alias)."""
         try:
             return self.client.describe_alias(self.alias(level))["collection_name"]
-        except Exception:
+        except MilvusException:
+            self.client.get_server_version()  # raises if the server is away: only then is it an outage
             return None
 
     def serving_version(self, level: str = "images") -> str | None:
@@ -248,6 +252,10 @@ class VectorStore:
         if keep:
             expression += f" and id not in {quote_list(keep)}"
         self.client.delete(self.collection(level, model_version), filter=expression)
+
+    def delete_ids(self, model_version: str, level: str, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.delete(self.collection(level, model_version), filter=f"id in {quote_list(ids)}")
 
     def delete_dataset(self, model_version: str, dataset: str) -> int:
         deleted = 0

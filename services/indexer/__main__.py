@@ -1,7 +1,8 @@
 """Runs the indexer: `python -m services.indexer` (configured by VIZSEARCH_* variables).
 
-One process serves the Indexer gRPC API, the MinIO webhook, and the reconciler
-loop; the work itself is done by Celery workers (`python -m services.indexer.worker`).
+One process serves the Indexer gRPC API, the MinIO webhook, the reconciler loop
+and the sweeper loop; the work itself is done by Celery workers
+(`python -m services.indexer.worker`).
 """
 
 import asyncio
@@ -11,10 +12,13 @@ from services.common import grpc_server, logs
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.common.http_server import EmbeddedHttpServer
 from services.indexer import webhook
+from services.indexer.celery_app import create_app
 from services.indexer.config import IndexerSettings
-from services.indexer.datasets import Indexer
-from services.indexer.ingest import Ingestor
+from services.indexer.dispatcher import Dispatcher
+from services.indexer.indexer import Indexer
 from services.indexer.servicer import IndexerServicer
+from services.indexer.state import IndexerState
+from services.indexer.sweeper import Sweeper
 
 logger = logging.getLogger("services.indexer")
 SERVICE_NAME = indexer_pb2.DESCRIPTOR.services_by_name["Indexer"].full_name
@@ -25,7 +29,7 @@ async def wait_for_backends(indexer: Indexer) -> None:
     delay = 0.5
     while True:
         try:
-            model = await asyncio.to_thread(indexer.ingestor.model)
+            model = await asyncio.to_thread(indexer.state.model)
             logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
             return
         except Exception as error:  # noqa: BLE001 - any backend not up yet: keep waiting
@@ -34,20 +38,22 @@ async def wait_for_backends(indexer: Indexer) -> None:
             delay = min(delay * 2, 10)
 
 
-async def reconcile_forever(indexer: Indexer, interval_s: float) -> None:
+async def every(interval_s: float, name: str, one_pass) -> None:
     while True:
         try:
-            await asyncio.to_thread(indexer.reconcile)
+            await asyncio.to_thread(one_pass)
         except Exception as error:  # noqa: BLE001 - a failed pass is retried at the next one
-            logs.log(logger, logging.WARNING, "reconcile pass failed", error=str(error))
+            logs.log(logger, logging.WARNING, f"{name} pass failed", error=str(error))
         await asyncio.sleep(interval_s)
 
 
 async def main() -> None:
     settings = IndexerSettings()
     logs.configure("indexer", settings.log_level, settings.log_format)
-    ingestor = Ingestor(settings)
-    indexer = Indexer(ingestor)
+    state = IndexerState(settings)
+    dispatcher = Dispatcher(state, create_app(settings))
+    indexer = Indexer(state, dispatcher)
+    sweeper = Sweeper(state, dispatcher)
     if not settings.webhook_token:
         logs.log(logger, logging.WARNING, "VIZSEARCH_WEBHOOK_TOKEN is empty: bucket notifications are refused")
     http = EmbeddedHttpServer(webhook.create_app(indexer, settings.webhook_token, settings.bucket),
@@ -57,8 +63,9 @@ async def main() -> None:
 
     async def ready():
         await wait_for_backends(indexer)
+        background.append(asyncio.create_task(every(settings.sweep_interval_s, "sweep", sweeper.sweep)))
         if settings.reconcile_interval_s > 0:
-            background.append(asyncio.create_task(reconcile_forever(indexer, settings.reconcile_interval_s)))
+            background.append(asyncio.create_task(every(settings.reconcile_interval_s, "reconcile", indexer.reconcile)))
 
     def register(server):
         indexer_pb2_grpc.add_IndexerServicer_to_server(IndexerServicer(indexer), server)
@@ -68,7 +75,7 @@ async def main() -> None:
         for task in background:
             task.cancel()
         await http.stop()
-        ingestor.close()
+        state.close()
 
     await grpc_server.serve("indexer", settings, register, ready=ready(), on_stop=close)
 

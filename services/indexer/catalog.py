@@ -2,7 +2,8 @@
 
 - the dataset registry and each dataset's settings;
 - the manifest: per model version, each indexed key's storage signature and
-  content sha256, which is how a rescan knows what changed;
+  content sha256, which is how a rescan knows what changed (written by the work
+  ledger's commit, with the batch's other results);
 - the parsed annotations, per image key;
 - the files that currently fail, with their reasons.
 
@@ -41,6 +42,9 @@ class ManifestEntry:
     signature: str  # size, ETag and modification time as storage reports them: a change detector only
     sha256: str  # of the content: decides whether a changed object really needs embedding again
     annotations: str  # fingerprint of its boxes
+
+    def to_json(self) -> str:
+        return json.dumps([self.signature, self.sha256, self.annotations])
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,20 @@ class Catalog:
         with self.redis.pipeline() as pipe:
             pipe.srem("vz:datasets", name)
             pipe.sadd("vz:dataset-tombstones", name)
+            pipe.zadd("vz:datasets-deleted", {name: time.time()})
             pipe.delete(f"vz:dataset:{name}", f"vz:ann:{name}", f"vz:unsettled:{name}")
             pipe.execute()
         for pattern in (f"vz:manifest:*:{name}", f"vz:failed:*:{name}"):
             for key in self.redis.scan_iter(match=pattern):
                 self.redis.delete(key)
+
+    def recently_deleted(self, within_s: float) -> list[str]:
+        """Datasets deleted in the last `within_s` seconds and not created again (older
+        deletions are forgotten)."""
+        since = time.time() - within_s
+        self.redis.zremrangebyscore("vz:datasets-deleted", "-inf", since)
+        names = [n.decode() for n in self.redis.zrangebyscore("vz:datasets-deleted", since, "+inf")]
+        return [n for n in names if not self.exists(n)]
 
     def unsettled_since(self, name: str, now: float) -> float:
         """When the reconciler first found the dataset still being uploaded."""
@@ -102,28 +115,19 @@ class Catalog:
 
     # -- the manifest ----------------------------------------------------
     @staticmethod
-    def _manifest(version: str, dataset: str) -> str:
+    def manifest_key(version: str, dataset: str) -> str:
         # Per collection generation: a new model or schema revision indexes everything anew.
         return f"vz:manifest:{version}:r{SCHEMA_REVISION}:{dataset}"
 
     def manifest(self, version: str, dataset: str) -> dict[str, ManifestEntry]:
-        raw = self.redis.hgetall(self._manifest(version, dataset))
+        raw = self.redis.hgetall(self.manifest_key(version, dataset))
         return {k.decode(): ManifestEntry(*json.loads(v)) for k, v in raw.items()}
 
     def manifest_entries(self, version: str, dataset: str, keys: list[str]) -> dict[str, ManifestEntry]:
         if not keys:
             return {}
-        values = self.redis.hmget(self._manifest(version, dataset), keys)
+        values = self.redis.hmget(self.manifest_key(version, dataset), keys)
         return {k: ManifestEntry(*json.loads(v)) for k, v in zip(keys, values) if v is not None}
-
-    def set_manifest(self, version: str, dataset: str, entries: dict[str, ManifestEntry]) -> None:
-        if entries:
-            self.redis.hset(self._manifest(version, dataset), mapping={
-                k: json.dumps([e.signature, e.sha256, e.annotations]) for k, e in entries.items()})
-
-    def drop_manifest(self, version: str, dataset: str, keys: list[str]) -> None:
-        if keys:
-            self.redis.hdel(self._manifest(version, dataset), *keys)
 
     # -- annotations -----------------------------------------------------
     def set_annotations(self, dataset: str, boxes: dict[str, list[Annotation]]) -> None:
@@ -143,17 +147,9 @@ class Catalog:
 
     # -- current failures ------------------------------------------------
     @staticmethod
-    def _failed(version: str, dataset: str) -> str:
+    def failed_key(version: str, dataset: str) -> str:
+        """Keys that fail now, with their reasons (written by the work ledger's commit)."""
         return f"vz:failed:{version}:r{SCHEMA_REVISION}:{dataset}"
 
-    def set_failed(self, version: str, dataset: str, failed: dict[str, str], cleared: list[str]) -> None:
-        key = self._failed(version, dataset)
-        with self.redis.pipeline() as pipe:
-            if cleared:
-                pipe.hdel(key, *cleared)
-            if failed:
-                pipe.hset(key, mapping=failed)
-            pipe.execute()
-
     def failed_count(self, version: str, dataset: str) -> int:
-        return self.redis.hlen(self._failed(version, dataset))
+        return self.redis.hlen(self.failed_key(version, dataset))

@@ -18,6 +18,11 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
     embed_timeout_s: float = Field(300.0, description="Deadline of one embedding call from a worker.")
     redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis: the Celery broker and the job records.")
+    redis_timeout_s: float = Field(10.0, gt=0, description="Deadline of one Redis call (a stalled Redis is retried).")
+    redis_wait_s: float = Field(
+        600.0, ge=0, description="How long a worker waits for Redis to come back mid-task before it leaves the "
+        "unit to the sweeper.",
+    )
     reconcile_interval_s: float = Field(
         60.0, ge=0, description="Seconds between listings of every dataset's prefix; 0 turns the reconciler off."
     )
@@ -31,10 +36,24 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     worker_concurrency: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, description="Tasks one worker process runs at once."
     )
+    task_lease_s: float = Field(
+        30.0, ge=1, description="A worker's lease on the unit it runs, renewed every third of it: a dead worker's "
+        "unit is sent again about this long after it died.",
+    )
+    task_lost_after_s: float = Field(
+        10.0, ge=0, description="A unit in flight that is neither queued nor leased for this long is sent again.",
+    )
+    sweep_interval_s: float = Field(
+        5.0, gt=0, description="How often the indexer looks for lost units and stalled jobs (and dispatches).",
+    )
+    job_stalled_after_s: float = Field(
+        60.0, gt=0, description="An unfinished job with no unit left and no progress for this long fails, freeing "
+        "its dataset for the next reconcile.",
+    )
     task_visibility_timeout_s: int = Field(
         900, ge=5,
-        description="Seconds before a task taken by a worker that died is handed to another. "
-        "Must exceed the longest task (one batch); a task still running past it runs twice (harmlessly).",
+        description="The broker's own redelivery of a dead worker's message (a backstop: the sweeper sends the unit "
+        "again after a lease; the late copy finds it done).",
     )
     task_max_retries: int = Field(8, ge=0, description="Retries of a task on transient errors, with backoff.")
     task_retry_backoff_max_s: int = Field(120, ge=1, description="Longest wait between two retries.")

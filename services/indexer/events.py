@@ -12,17 +12,33 @@ from urllib.parse import unquote_plus
 
 from services.indexer.annotations import is_annotation_file
 from services.indexer.catalog import DATASET_NAME
+from services.common.storage import InvalidKey, check_key
 from services.indexer.ingest import is_image_key
 
 
 @dataclass
 class DatasetChanges:
     images: set[str] = field(default_factory=set)  # created, replaced or removed: each is re-checked
-    annotations_changed: bool = False
+    annotation_files: set[str] = field(default_factory=set)  # any change asks for a scan
+
+    @property
+    def annotations_changed(self) -> bool:
+        return bool(self.annotation_files)
 
 
 class BadEvent(ValueError):
     pass
+
+
+def _text(value, path: str) -> str:
+    """A string field of the document: a string, and valid Unicode (no lone surrogates)."""
+    if not isinstance(value, str):
+        raise BadEvent(f"{path} is {type(value).__name__}, not a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise BadEvent(f"{path} is not valid Unicode: {error.reason} at {error.start}") from None
+    return value
 
 
 def changes_by_dataset(document: dict, bucket: str) -> dict[str, DatasetChanges]:
@@ -33,20 +49,28 @@ def changes_by_dataset(document: dict, bucket: str) -> dict[str, DatasetChanges]
         raise BadEvent("not an S3 event notification: no Records list")
     changes: dict[str, DatasetChanges] = defaultdict(DatasetChanges)
     for index, record in enumerate(records):
+        path = f"Records[{index}]"
         try:
-            name = record["eventName"]
-            s3 = record["s3"]
-            record_bucket = s3["bucket"]["name"]
-            raw_key = s3["object"]["key"]
+            name = _text(record["eventName"], f"{path}.eventName")
+            record_bucket = _text(record["s3"]["bucket"]["name"], f"{path}.s3.bucket.name")
+            raw_key = _text(record["s3"]["object"]["key"], f"{path}.s3.object.key")
         except (KeyError, TypeError) as error:
-            raise BadEvent(f"Records[{index}] lacks {error}") from error
+            raise BadEvent(f"{path} lacks {error}") from error
         if record_bucket != bucket or not name.startswith(("s3:ObjectCreated:", "s3:ObjectRemoved:")):
             continue
-        dataset, _, key = unquote_plus(raw_key).partition("/")
+        try:
+            object_key = unquote_plus(raw_key, errors="strict")
+        except UnicodeDecodeError as error:
+            raise BadEvent(f"{path}.s3.object.key is not URL-encoded UTF-8: {error.reason}") from None
+        dataset, _, key = object_key.partition("/")
         if not key or not DATASET_NAME.match(dataset):
             continue
+        try:
+            check_key(dataset, key)
+        except InvalidKey as error:
+            raise BadEvent(f"{path}.s3.object.key {raw_key[:80]!r}: {error}") from None
         if is_annotation_file(key):
-            changes[dataset].annotations_changed = True
+            changes[dataset].annotation_files.add(key)
         elif is_image_key(key):
             changes[dataset].images.add(key)
     return dict(changes)

@@ -1,54 +1,50 @@
 """What the workers do: plan a scan of a dataset, and index a batch of its keys.
 
-Both are idempotent. Entries have deterministic ids and are upserted, outcomes
-are recorded per key, and the manifest is written only after the vectors are:
-a batch that is cut short and run again ends in exactly the same state.
+Both are idempotent. Entries have deterministic ids and are upserted, and
+neither writes to Redis: each returns its results (outcomes, manifest,
+failures, the batches a scan plans), which the work ledger commits atomically
+once the vectors are written. A batch cut short and run again ends in exactly
+the same state; a batch whose dataset was deleted meanwhile commits nothing and
+its runner removes what it wrote.
 """
 
 import dataclasses
 import hashlib
 import logging
 import posixpath
-import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import grpc
 import prometheus_client
-import redis
 import urllib3
 from minio.error import S3Error
 from pymilvus.exceptions import MilvusException
 
-from services.common import grpc_client
-from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
-from services.common.storage import Fetched, ObjectNotFound, ObjectStore, ObjectTooLarge
-from services.common.vectors import Entry, VectorStore, encode_boxes
+from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2
+from services.common.storage import Fetched, ObjectNotFound, ObjectTooLarge
+from services.common.vectors import Entry, encode_boxes
 from services.indexer import annotations as ann
-from services.indexer.catalog import Catalog, ManifestEntry
-from services.indexer.config import IndexerSettings
-from services.indexer.jobs import DONE, FAILED_ITEM, RECONCILE, SKIPPED, JobStore
+from services.indexer.catalog import ManifestEntry
+from services.indexer.jobs import DONE, FAILED_ITEM, RECONCILE, SKIPPED
+from services.indexer.state import IndexerState, Transient
+from services.indexer.work import Results, batch_units
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-_TRANSIENT_CODES = {
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED,
-}
 ITEMS = prometheus_client.Counter(
     "vizsearch_ingest_items_total", "Images handled by workers, by outcome (done, skipped, failed).", ["outcome"])
 OBJECTS = prometheus_client.Counter("vizsearch_ingest_objects_total", "Object entries written.")
 BATCH_SECONDS = prometheus_client.Histogram(
-    "vizsearch_ingest_batch_seconds", "Time to index one batch, from download to recorded outcome.",
+    "vizsearch_ingest_batch_seconds", "Time to index one batch, from download to written vectors.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 _EMBED_CHUNK = 256  # items per embedding call (the embedder accepts up to 1024)
-_MODEL_INFO_TTL_S = 30.0
 
 
-class Transient(RuntimeError):
-    """A backend is unavailable: the task is retried later, with backoff."""
+class Cancelled(Exception):
+    """The unit is no longer wanted (its dataset was deleted, or another worker took it over)."""
 
 
 def is_image_key(key: str) -> bool:
@@ -71,59 +67,35 @@ class _Outcome:
     objects: int = 0
 
 
+@dataclass(frozen=True)
+class Written:
+    """The entries a batch wrote, to remove if it turns out to have been cancelled."""
+
+    version: str
+    image_ids: list[str]
+    object_ids: list[str]
+
+
 class Ingestor:
-    def __init__(self, settings: IndexerSettings):
-        self.settings = settings
-        self.redis = redis.Redis.from_url(settings.redis_url)
-        self.store = ObjectStore(settings)
-        self.catalog = Catalog(self.redis, settings.box_margin)
-        self.jobs = JobStore(self.redis, settings.job_history)
-        self._channel = grpc_client.blocking_channel(settings.embedder_url)
-        self.embedder = embedder_pb2_grpc.EmbedderStub(self._channel)
-        self._vectors: VectorStore | None = None
-        self._downloads = ThreadPoolExecutor(settings.download_threads, thread_name_prefix="download")
-        self._model: tuple[float, common_pb2.ModelInfo] | None = None
-        self._lock = threading.Lock()
+    """The work side's domain: what a worker does with a scan or a batch."""
 
-    # -- backends --------------------------------------------------------
-    @property
-    def vectors(self) -> VectorStore:
-        with self._lock:
-            if self._vectors is None:
-                try:
-                    self._vectors = VectorStore(self.settings)
-                except MilvusException as error:
-                    raise Transient(f"Milvus is unavailable: {error}") from error
-            return self._vectors
-
-    def model(self) -> common_pb2.ModelInfo:
-        """The model the embedder serves now (re-read every 30 s, so a model switch is noticed),
-        with its collections ready."""
-        cached = self._model
-        if cached and time.monotonic() - cached[0] < _MODEL_INFO_TTL_S:
-            return cached[1]
-        info = self._embed_call(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest())
-        try:
-            self.vectors.ensure_collections(info.version, info.dimension)
-        except MilvusException as error:
-            raise Transient(f"Milvus is unavailable: {error}") from error
-        self._model = (time.monotonic(), info)
-        return info
-
-    def _embed_call(self, method, request):
-        try:
-            return method(request, timeout=self.settings.embed_timeout_s)
-        except grpc.RpcError as error:
-            if error.code() in _TRANSIENT_CODES:
-                raise Transient(f"embedder: {error.code().name}: {error.details()}") from error
-            raise
+    def __init__(self, state: IndexerState):
+        self.state = state
+        self.settings = state.settings
+        self.store = state.store
+        self.catalog = state.catalog
+        self.jobs = state.jobs
+        self._downloads = ThreadPoolExecutor(self.settings.download_threads, thread_name_prefix="download")
 
     # -- scans -----------------------------------------------------------
-    def plan_scan(self, job_id: str, dataset: str) -> list[str]:
-        """Lists the dataset, reads its annotations, records the job's size, and
-        returns the keys that are new, changed or gone."""
-        version = self.model().version
-        self.jobs.start(job_id, version)
+    def scan(self, job_id: str, dataset: str) -> Results | None:
+        """Lists the dataset, reads its annotations, and plans the job: its size and its
+        batches of keys that are new, changed or gone. None when there is nothing to do
+        (a periodic reconcile that found no change, or a drop still being uploaded): the
+        job is then forgotten."""
+        version = self.state.model().version
+        if not self.jobs.start(job_id, version):
+            return None  # forgotten meanwhile (its dataset deleted)
         try:
             objects = list(self.store.list(dataset))
         except (S3Error, urllib3.exceptions.HTTPError) as error:
@@ -132,10 +104,11 @@ class Ingestor:
         if job is not None and job.kind == RECONCILE and not self._settled(dataset, objects):
             self.jobs.discard_if_reconcile(job_id)
             logger.info("%s is still being uploaded: left for a later pass", dataset)
-            return []
+            return None
         listing = {o.key: o.signature for o in objects}
         images = {key: sig for key, sig in listing.items() if is_image_key(key)}
-        boxes = self._read_annotations(job_id, dataset, images, [k for k in listing if ann.is_annotation_file(k)])
+        problems: list[tuple[str, str]] = []
+        boxes = self._read_annotations(dataset, [k for k in listing if ann.is_annotation_file(k)], images, problems)
         self.catalog.set_annotations(dataset, boxes)
         manifest = self.catalog.manifest(version, dataset)
         changed = [
@@ -146,13 +119,18 @@ class Ingestor:
         gone = [key for key in manifest if key not in images]
         # A periodic reconcile that finds nothing leaves no job behind (it is dropped
         # before it could show as finished), except the first under a new model, which
-        # the alias switch waits for.
-        if not changed and not gone and self.vectors.serving_version() == version:
-            if self.jobs.discard_if_reconcile(job_id):
-                return []
-        self.jobs.plan(job_id, total=len(images) + len(gone), unchanged=len(images) - len(changed))
+        # the alias switch waits for. An outage of Milvus is no answer: it is retried.
+        if not changed and not gone and self._serving(version) and self.jobs.discard_if_reconcile(job_id):
+            return None
         logger.info("planned %s: %d images, %d to index, %d gone", dataset, len(images), len(changed), len(gone))
-        return sorted(changed) + sorted(gone)
+        return Results(problems=problems, plan=(len(images) + len(gone), len(images) - len(changed)),
+                       units=batch_units(chunks(sorted(changed) + sorted(gone), self.settings.batch_size)))
+
+    def _serving(self, version: str) -> bool:
+        try:
+            return self.state.vectors.serving_version() == version
+        except MilvusException as error:
+            raise Transient(f"Milvus: {error}") from error
 
     def _settled(self, dataset: str, objects) -> bool:
         """True once the newest object is VIZSEARCH_RECONCILE_SETTLE_S old, or the
@@ -167,33 +145,35 @@ class Ingestor:
             return True
         return False
 
-    def _read_annotations(self, job_id, dataset, images, files) -> dict[str, list[ann.Annotation]]:
+    def _read_annotations(self, dataset, files, images, problems) -> dict[str, list[ann.Annotation]]:
         resolver = ann.KeyResolver(images)
         merged: dict[str, list[ann.Annotation]] = {}
         for file_key in sorted(files):
             try:
                 data = self.store.get(dataset, file_key, self.settings.max_annotation_bytes)
-                boxes, problems = ann.parse(file_key, data, resolver)
+                boxes, found_problems = ann.parse(file_key, data, resolver)
             except (ann.AnnotationError, ObjectTooLarge) as error:
-                self.jobs.record_problem(job_id, file_key, f"annotation file unusable: {error}")
+                problems.append((file_key, f"annotation file unusable: {error}"))
                 continue
             except ObjectNotFound:
                 continue  # removed since the listing
-            for problem in problems:
-                self.jobs.record_problem(job_id, problem.key, problem.reason)
+            except (S3Error, urllib3.exceptions.HTTPError) as error:
+                raise Transient(f"object storage: {error}") from error
+            problems.extend((problem.key, problem.reason) for problem in found_problems)
             for key, found in boxes.items():
                 merged.setdefault(key, []).extend(found)
         return merged
 
     # -- batches ---------------------------------------------------------
-    def index_keys(self, job_id: str, dataset: str, keys: list[str]) -> None:
+    def index(self, dataset: str, keys: list[str], check_wanted: Callable[[], None]) -> tuple[Results, Written]:
         """Brings the index in line with what storage holds under these keys now:
-        embeds new or changed images and their boxes, removes what is gone."""
+        embeds new or changed images and their boxes, removes what is gone. Calls
+        check_wanted (which raises Cancelled) before it writes anything."""
         with BATCH_SECONDS.time():
-            self._index_keys(job_id, dataset, keys)
+            return self._index(dataset, keys, check_wanted)
 
-    def _index_keys(self, job_id: str, dataset: str, keys: list[str]) -> None:
-        model = self.model()
+    def _index(self, dataset, keys, check_wanted) -> tuple[Results, Written]:
+        model = self.state.model()
         version = model.version
         margin = self.catalog.config(dataset).box_margin
         fetched = dict(zip(keys, self._downloads.map(lambda k: self._fetch(dataset, k), keys)))
@@ -223,22 +203,24 @@ class Ingestor:
         image_entries, object_entries, problems = self._embed(dataset, to_embed, boxes, margin, outcomes)
         for key, _, entry in to_embed:
             manifest[key] = entry  # permanent failures too: an unchanged bad file is not retried
+        check_wanted()
         try:
             self._write(version, dataset, keys, gone, image_entries, object_entries, outcomes)
         except MilvusException as error:
             raise Transient(f"Milvus: {error}") from error
-        self.catalog.set_manifest(version, dataset, manifest)
-        self.catalog.drop_manifest(version, dataset, gone)
-        failed = {k: o.reason for k, o in outcomes.items() if o.kind == FAILED_ITEM}
-        self.catalog.set_failed(version, dataset, failed, [k for k, o in outcomes.items() if o.kind == DONE])
-        for key, reason in problems:
-            self.jobs.record_problem(job_id, key, reason)
-        for key in keys:
-            outcome = outcomes[key]
-            self.jobs.record(job_id, key, outcome.kind, outcome.reason, outcome.objects)
+        for outcome in outcomes.values():
             ITEMS.labels(outcome.kind).inc()
         OBJECTS.inc(len(object_entries))
-        self.jobs.maybe_finish(job_id)
+        results = Results(
+            manifest=[(k, e.to_json()) for k, e in manifest.items()], unmanifest=gone,
+            failing=[(k, o.reason) for k, o in outcomes.items() if o.kind == FAILED_ITEM],
+            cleared=[k for k, o in outcomes.items() if o.kind == DONE],
+            outcomes=[(k, outcomes[k].kind, outcomes[k].reason, outcomes[k].objects) for k in keys],
+            problems=problems,
+        )
+        written = Written(version, [e.entry_id(version) for e in image_entries],
+                          [e.entry_id(version) for e in object_entries])
+        return results, written
 
     def _fetch(self, dataset: str, key: str) -> Fetched | ObjectTooLarge | None:
         """The object, None if it is gone, or why it is too large to use."""
@@ -295,28 +277,33 @@ class Ingestor:
         results = []
         for chunk in chunks(inputs, _EMBED_CHUNK):
             request = embedder_pb2.EmbedImagesRequest(images=chunk)
-            results.extend(self._embed_call(self.embedder.EmbedImages, request).results)
+            results.extend(self.state.embed_call(self.state.embedder.EmbedImages, request).results)
         return results  # the bytes were sent, so an item's error is about the image itself
 
     def _write(self, version, dataset, keys, gone, image_entries, object_entries, outcomes):
-        self.vectors.write(version, "images", image_entries)
-        self.vectors.write(version, "objects", object_entries)
+        vectors = self.state.vectors
+        vectors.write(version, "images", image_entries)
+        vectors.write(version, "objects", object_entries)
         indexed = {e.key for e in image_entries}
         # Entries of keys that are gone or now fail, and boxes no longer annotated, go.
         stale = [k for k in keys if k not in indexed and (k in gone or outcomes[k].kind == FAILED_ITEM)]
-        self.vectors.delete_keys(version, "images", dataset, stale)
-        self.vectors.delete_keys(version, "objects", dataset, sorted(set(stale) | indexed),
-                                 keep_ids=[e.entry_id(version) for e in object_entries])
+        vectors.delete_keys(version, "images", dataset, stale)
+        vectors.delete_keys(version, "objects", dataset, sorted(set(stale) | indexed),
+                            keep_ids=[e.entry_id(version) for e in object_entries])
 
-    def give_up(self, job_id: str, keys: list[str], reason: str) -> None:
-        """Records a batch that cannot be done as failed, so its job still ends. The
+    def undo(self, written: Written) -> None:
+        """Removes what a cancelled batch wrote."""
+        try:
+            for level, ids in (("images", written.image_ids), ("objects", written.object_ids)):
+                self.state.vectors.delete_ids(written.version, level, ids)
+        except MilvusException as error:
+            raise Transient(f"Milvus: {error}") from error
+
+    @staticmethod
+    def failed(keys: list[str], reason: str) -> Results:
+        """A batch that cannot be done, recorded as failed so its job still ends. The
         manifest is left alone: the next scan tries these keys again."""
-        for key in keys:
-            self.jobs.record(job_id, key, FAILED_ITEM, reason)
-        self.jobs.maybe_finish(job_id)
+        return Results(outcomes=[(key, FAILED_ITEM, reason, 0) for key in keys])
 
     def close(self) -> None:
         self._downloads.shutdown(wait=False)
-        self._channel.close()
-        if self._vectors is not None:
-            self._vectors.close()

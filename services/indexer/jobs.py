@@ -3,8 +3,10 @@ do, and how far it got.
 
 Tasks are delivered at least once, so progress is recorded per key, not as
 counters: a key lands in exactly one of the job's done, skipped or failed
-sets, and a redelivered batch changes nothing. The job finishes (atomically,
-once) when every planned key has an outcome.
+sets (written by the work ledger's commit, services/indexer/work.py), and a
+redelivered batch changes nothing. The job finishes (atomically, once) when
+every planned key has an outcome. Unfinished jobs are listed in vz:jobs:open,
+so the indexer can find those whose work was lost.
 """
 
 import json
@@ -21,29 +23,7 @@ DONE, SKIPPED, FAILED_ITEM = "done", "skipped", "failed"
 # What started a job: a scan asked for, the periodic reconciler, or bucket events.
 SCAN, RECONCILE, EVENT = "scan", "reconcile", "event"
 
-# KEYS: job hash, done set, skipped set, failed hash, dataset's active-job key
-# ARGV: key, outcome, reason, objects, now (epoch s), job id
-_RECORD = """
-local outcome, key = ARGV[2], ARGV[1]
-local added
-if outcome == 'done' then
-  redis.call('SREM', KEYS[3], key); redis.call('HDEL', KEYS[4], key)
-  added = redis.call('SADD', KEYS[2], key)
-  if added == 1 then redis.call('HINCRBY', KEYS[1], 'objects', tonumber(ARGV[4])) end
-elseif outcome == 'skipped' then
-  redis.call('SREM', KEYS[2], key); redis.call('HDEL', KEYS[4], key)
-  redis.call('SADD', KEYS[3], key)
-else
-  redis.call('SREM', KEYS[2], key); redis.call('SREM', KEYS[3], key)
-  redis.call('HSET', KEYS[4], key, ARGV[3])
-end
-redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
-local state = redis.call('HGET', KEYS[1], 'state')
-if state == 'queued' then redis.call('HSET', KEYS[1], 'state', 'running') end
-return 1
-"""
-
-# KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key
+# KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key, open-jobs set
 # ARGV: now, job id
 _MAYBE_FINISH = """
 local job = KEYS[1]
@@ -58,16 +38,26 @@ local final = 'succeeded'
 if redis.call('HLEN', KEYS[4]) + redis.call('HLEN', KEYS[5]) > 0 then final = 'completed_with_failures' end
 redis.call('HSET', job, 'state', final, 'finished_at', ARGV[1])
 if redis.call('GET', KEYS[6]) == ARGV[2] then redis.call('DEL', KEYS[6]) end
+redis.call('SREM', KEYS[7], ARGV[2])
 return final
 """
 
-# KEYS: job hash, done, skipped, failed, problems, active-job key, dataset's job index, all-jobs index
+# KEYS: job hash, done, skipped, failed, problems, active-job key, dataset's job index, all-jobs index,
+#       open-jobs set
 # ARGV: job id
 _DISCARD_IF_RECONCILE = """
 if redis.call('HGET', KEYS[1], 'kind') ~= 'reconcile' then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 if redis.call('GET', KEYS[6]) == ARGV[1] then redis.call('DEL', KEYS[6]) end
-redis.call('ZREM', KEYS[7], ARGV[1]); redis.call('ZREM', KEYS[8], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1]); redis.call('ZREM', KEYS[8], ARGV[1]); redis.call('SREM', KEYS[9], ARGV[1])
+return 1
+"""
+_OPEN = "vz:jobs:open"
+
+# KEYS: job hash. ARGV: state, now, model version. Only a job that still exists.
+_START = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'started_at', ARGV[2], 'updated_at', ARGV[2], 'model_version', ARGV[3])
 return 1
 """
 
@@ -120,8 +110,8 @@ class JobStore:
     def __init__(self, client: redis.Redis, history: int = 1000):
         self.redis = client
         self.history = history
-        self._record = client.register_script(_RECORD)
         self._finish = client.register_script(_MAYBE_FINISH)
+        self._start = client.register_script(_START)
         self._discard = client.register_script(_DISCARD_IF_RECONCILE)
 
     # -- keys ------------------------------------------------------------
@@ -129,7 +119,8 @@ class JobStore:
     def _job(job_id: str) -> str:
         return f"vz:job:{job_id}"
 
-    def _keys(self, job_id: str) -> list[str]:
+    def record_keys(self, job_id: str) -> list[str]:
+        """Where a job's progress is written: its hash, done, skipped, failed and problems."""
         base = self._job(job_id)
         return [base, f"{base}:done", f"{base}:skipped", f"{base}:failed", f"{base}:problems"]
 
@@ -152,6 +143,7 @@ class JobStore:
             })
             pipe.zadd(f"vz:jobs:{dataset}", {job_id: now})
             pipe.zadd("vz:jobs", {job_id: now})
+            pipe.sadd(_OPEN, job_id)
             pipe.execute()
         self._trim(dataset)
         return job_id
@@ -163,41 +155,24 @@ class JobStore:
         value = self.redis.get(self._active(dataset))
         return value.decode() if value else None
 
-    def release_if_stale(self, dataset: str, stale_after_s: float) -> None:
-        """Frees a dataset whose scan has made no progress for stale_after_s (its
-        tasks were lost), so the reconciler can start over."""
-        job_id = self.active_job(dataset)
-        if job_id is None:
-            return
-        updated = self.redis.hget(self._job(job_id), "updated_at")
-        if updated is None or time.time() - float(updated) > stale_after_s:
-            self.fail(job_id, f"no progress for {stale_after_s:.0f}s: its tasks were lost")
-
-    def start(self, job_id: str, model_version: str) -> None:
-        self.redis.hset(self._job(job_id), mapping={
-            "state": RUNNING, "started_at": time.time(), "updated_at": time.time(), "model_version": model_version})
+    def start(self, job_id: str, model_version: str) -> bool:
+        """Marks the job running; False if it no longer exists (forgotten with its dataset)."""
+        now = time.time()
+        return bool(self._start(keys=[self._job(job_id)], args=[RUNNING, now, model_version]))
 
     def plan(self, job_id: str, total: int, unchanged: int = 0) -> None:
         """The job's size is known: `total` items, of which `unchanged` need nothing."""
         self.redis.hset(self._job(job_id), mapping={"total": total, "unchanged": unchanged, "planned": 1})
         self.maybe_finish(job_id)
 
-    def record(self, job_id: str, key: str, outcome: str, reason: str = "", objects: int = 0) -> None:
-        base, done, skipped, failed, _ = self._keys(job_id)
-        self._record(keys=[base, done, skipped, failed], args=[key, outcome, reason, objects, time.time()])
-
-    def record_problem(self, job_id: str, key: str, reason: str) -> None:
-        """An annotation that could not be used; does not count against the job's images."""
-        base = self._job(job_id)
-        self.redis.hset(f"{base}:problems", f"{key}\x00{reason}", json.dumps([key, reason]))
-
     def maybe_finish(self, job_id: str) -> str:
-        keys = [*self._keys(job_id), self._active(self.dataset_of(job_id))]
+        keys = [*self.record_keys(job_id), self._active(self.dataset_of(job_id)), _OPEN]
         state = self._finish(keys=keys, args=[time.time(), job_id])
         return state.decode() if isinstance(state, bytes) else state
 
     def fail(self, job_id: str, error: str) -> None:
         self.redis.hset(self._job(job_id), mapping={"state": FAILED, "error": error, "finished_at": time.time()})
+        self.redis.srem(_OPEN, job_id)
         active = self._active(self.dataset_of(job_id))
         if self.redis.get(active) == job_id.encode():
             self.redis.delete(active)
@@ -206,9 +181,17 @@ class JobStore:
         """Forgets a periodic reconcile that found nothing to do, so job lists show
         work, not heartbeats."""
         dataset = self.dataset_of(job_id)
-        keys = [*self._keys(job_id), self._active(dataset), f"vz:jobs:{dataset}", "vz:jobs"]
+        keys = [*self.record_keys(job_id), self._active(dataset), f"vz:jobs:{dataset}", "vz:jobs", _OPEN]
         return bool(self._discard(keys=keys, args=[job_id]))
 
+    def open_jobs(self) -> list[str]:
+        """Jobs not finished yet."""
+        return sorted(j.decode() for j in self.redis.smembers(_OPEN))
+
+    def updated_at(self, job_id: str) -> float | None:
+        """When the job last made progress; None once it is forgotten."""
+        value = self.redis.hget(self._job(job_id), "updated_at")
+        return float(value) if value is not None else None
 
     def dataset_of(self, job_id: str) -> str:
         value = self.redis.hget(self._job(job_id), "dataset")
@@ -216,7 +199,7 @@ class JobStore:
 
     # -- reads -----------------------------------------------------------
     def get(self, job_id: str, max_failures: int = 1000) -> JobView | None:
-        base, done, skipped, failed, problems = self._keys(job_id)
+        base, done, skipped, failed, problems = self.record_keys(job_id)
         with self.redis.pipeline() as pipe:
             pipe.hgetall(base)
             pipe.scard(done)
@@ -253,12 +236,17 @@ class JobStore:
     def _trim(self, dataset: str) -> None:
         old = self.redis.zrange(f"vz:jobs:{dataset}", 0, -self.history - 1)
         for job_id in (i.decode() for i in old):
-            self.redis.delete(*self._keys(job_id))
+            self.redis.delete(*self.record_keys(job_id))
             self.redis.zrem(f"vz:jobs:{dataset}", job_id)
             self.redis.zrem("vz:jobs", job_id)
+            self.redis.srem(_OPEN, job_id)
+
+    def of_dataset(self, dataset: str) -> list[str]:
+        return [i.decode() for i in self.redis.zrange(f"vz:jobs:{dataset}", 0, -1)]
 
     def forget_dataset(self, dataset: str) -> None:
-        for job_id in (i.decode() for i in self.redis.zrange(f"vz:jobs:{dataset}", 0, -1)):
-            self.redis.delete(*self._keys(job_id))
+        for job_id in self.of_dataset(dataset):
+            self.redis.delete(*self.record_keys(job_id))
             self.redis.zrem("vz:jobs", job_id)
+            self.redis.srem(_OPEN, job_id)
         self.redis.delete(f"vz:jobs:{dataset}", self._active(dataset))

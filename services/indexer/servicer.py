@@ -5,13 +5,15 @@ import functools
 import logging
 
 import grpc
+import redis
 from google.protobuf.timestamp_pb2 import Timestamp
+from pymilvus.exceptions import MilvusException
 
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.indexer import jobs as job_states
-from services.indexer.datasets import DatasetView, Indexer, UnknownDataset
-from services.indexer.ingest import Transient
+from services.indexer.indexer import DatasetView, Indexer, UnknownDataset
 from services.indexer.jobs import JobView
+from services.indexer.state import Transient
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ def _domain_errors(method):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except Transient as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        except redis.RedisError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"Redis: {error}")
+        except MilvusException as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"Milvus: {error}")
         except LookupError as error:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(error))
 

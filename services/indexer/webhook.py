@@ -8,11 +8,15 @@ import asyncio
 import hmac
 import logging
 
+import redis
+import urllib3
 from fastapi import FastAPI, Header, HTTPException, Request
+from minio.error import S3Error
 from pydantic import BaseModel
 
-from services.indexer.datasets import Indexer
 from services.indexer.events import BadEvent, changes_by_dataset
+from services.indexer.indexer import Indexer
+from services.indexer.state import Transient
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +52,11 @@ def create_app(indexer: Indexer, token: str, bucket: str) -> FastAPI:
             changes = changes_by_dataset(document, bucket)
         except BadEvent as error:
             raise HTTPException(422, str(error)) from error
-        jobs = await asyncio.to_thread(indexer.apply_events, changes) if changes else []
+        try:
+            jobs = await asyncio.to_thread(indexer.apply_events, changes) if changes else []
+        except (Transient, redis.RedisError, S3Error, urllib3.exceptions.HTTPError) as error:
+            # MinIO retries a failed delivery; the reconciler finds what is still missed.
+            raise HTTPException(503, f"a backend is unavailable: {error}") from error
         return EventsAccepted(jobs=jobs)
 
     return app

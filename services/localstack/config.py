@@ -54,7 +54,10 @@ class StackSettings(BaseSettings):
     worker_metrics_port: Port = 9105
     reconcile_interval_s: float = Field(5.0, description="How often the local indexer lists the bucket for new files.")
     reconcile_settle_s: float = Field(3.0, description="How long a drop must be quiet before the reconciler takes it.")
-    task_visibility_timeout_s: int = Field(900, description="Seconds before a dead worker's task is redelivered.")
+    task_visibility_timeout_s: int = Field(900, description="The broker's redelivery of a dead worker's message (a backstop).")
+    task_lease_s: float = Field(30.0, description="A worker's lease on its unit: a dead worker's unit is sent again "
+                                "about this long after it died.")
+    sweep_interval_s: float = Field(5.0, description="How often the local indexer looks for lost work.")
     ingest_batch_size: int = Field(64, description="Images per ingestion task.")
     webhook_token: str = Field("local-webhook-token", description="Token the local indexer's webhook expects.")
     start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")

@@ -1,20 +1,30 @@
-"""The indexer's domain: datasets, scans, bucket events and the reconciler.
+"""The indexer's control side: datasets, scans, bucket events, the reconciler.
 
 Blocking code (Redis, Milvus, storage); the gRPC servicer and the webhook call
-it from worker threads.
+it from worker threads. Work is planned in the work ledger and sent by the
+dispatcher; the Celery workers do it.
 """
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from services.indexer import tasks
+from pymilvus.exceptions import MilvusException
+
+from services.common.storage import ObjectNotFound
 from services.indexer.catalog import DatasetConfig, check_dataset_name
+from services.indexer.dispatcher import Dispatcher
 from services.indexer.events import DatasetChanges
-from services.indexer.ingest import Ingestor
 from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView
+from services.indexer.state import IndexerState, Transient
+from services.indexer.work import SCAN_UNIT, batch_units
+from services.indexer.ingest import chunks
 
 logger = logging.getLogger(__name__)
+# A worker that wrote for a dataset just deleted and died before taking it back leaves
+# entries; the reconciler deletes a dataset's entries again for this long after.
+_DELETED_WATCH_S = 600.0
 
 
 class UnknownDataset(LookupError):
@@ -32,11 +42,12 @@ class DatasetView:
 
 
 class Indexer:
-    def __init__(self, ingestor: Ingestor):
-        self.ingestor = ingestor
-        self.catalog = ingestor.catalog
-        self.jobs = ingestor.jobs
-        self.settings = ingestor.settings
+    def __init__(self, state: IndexerState, dispatcher: Dispatcher):
+        self.state = state
+        self.dispatcher = dispatcher
+        self.catalog = state.catalog
+        self.jobs = state.jobs
+        self.settings = state.settings
         self._ignored_prefixes: set[str] = set()  # warned about once
 
     # -- datasets --------------------------------------------------------
@@ -51,8 +62,8 @@ class Indexer:
     def get(self, name: str) -> DatasetView:
         if not self.catalog.exists(name):
             raise UnknownDataset(f"no dataset {name!r}")
-        version = self.ingestor.model().version
-        vectors = self.ingestor.vectors
+        version = self.state.model().version
+        vectors = self.state.vectors
         return DatasetView(
             name=name,
             box_margin=self.catalog.config(name).box_margin,
@@ -75,16 +86,32 @@ class Indexer:
             return None
 
     def delete(self, name: str) -> int:
-        """Removes the dataset's vectors and records; the stored images stay, and the
-        reconciler leaves the prefix alone until the dataset is created or scanned again."""
+        """Removes the dataset's vectors and records, and cancels its work, queued or running;
+        the stored images stay, and the reconciler leaves the prefix alone until the dataset
+        is created or scanned again. Returns once Milvus holds nothing of it."""
         if not self.catalog.exists(name):
             raise UnknownDataset(f"no dataset {name!r}")
-        version = self.ingestor.model().version
-        self.catalog.remove(name)
+        version = self.state.model().version
+        jobs = self.jobs.of_dataset(name)
+        self.catalog.remove(name)  # no more work is planned for it...
+        running = self.state.work.cancel(jobs)  # ...what was is dropped, and running units commit nothing
         self.jobs.forget_dataset(name)
-        deleted = self.ingestor.vectors.delete_dataset(version, name)
+        deleted = self._delete_vectors(version, name)
+        # A unit that was writing when the work was cancelled removes what it wrote; wait for
+        # those, then make sure.
+        deadline = time.monotonic() + self.settings.task_lease_s + 10
+        while self.state.work.held(running) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        while self._delete_vectors(version, name) and time.monotonic() < deadline:
+            time.sleep(0.5)
         logger.info("deleted dataset %s (%d entries)", name, deleted)
         return deleted
+
+    def _delete_vectors(self, version: str, name: str) -> int:
+        try:
+            return self.state.vectors.delete_dataset(version, name)
+        except MilvusException as error:
+            raise Transient(f"Milvus: {error}") from error
 
     # -- jobs ------------------------------------------------------------
     def scan(self, name: str, kind: str = SCAN) -> JobView | None:
@@ -102,14 +129,18 @@ class Indexer:
             job_id = self.jobs.create(name, kind, claim_active=True)
             if job_id is None:
                 return None
-        tasks.scan_dataset.delay(job_id, name)
+        self.state.work.add(job_id, [(SCAN_UNIT, "")])
+        self.dispatcher.dispatch()
         return self.jobs.get(job_id)
 
     def apply_events(self, changes: dict[str, DatasetChanges]) -> list[str]:
         """One job per dataset for the images the events name; changed annotations
-        start a scan (they can touch any image). Returns the job ids."""
+        start a scan (they can touch any image). Returns the job ids. A dataset is
+        never created from an event alone: its prefix must hold the object."""
         started = []
         for dataset, change in sorted(changes.items()):
+            if not self.catalog.exists(dataset) and not self._exists_in_storage(dataset, change):
+                continue
             if not self.catalog.register(dataset) and not self.catalog.exists(dataset):
                 continue  # deleted by its owner
             if change.annotations_changed:
@@ -120,9 +151,20 @@ class Indexer:
                 keys = sorted(change.images)
                 job_id = self.jobs.create(dataset, EVENT)
                 self.jobs.plan(job_id, total=len(keys))
-                tasks.enqueue_batches(job_id, dataset, keys)
+                self.state.work.add(job_id, batch_units(chunks(keys, self.settings.batch_size)))
                 started.append(job_id)
+        if started:
+            self.dispatcher.dispatch()
         return started
+
+    def _exists_in_storage(self, dataset: str, change: DatasetChanges) -> bool:
+        for key in sorted(change.images | change.annotation_files)[:10]:
+            try:
+                self.state.store.stat(dataset, key)
+                return True
+            except ObjectNotFound:
+                continue
+        return False
 
     def job(self, job_id: str) -> JobView | None:
         return self.jobs.get(job_id)
@@ -130,8 +172,9 @@ class Indexer:
     # -- the reconciler --------------------------------------------------
     def reconcile(self) -> None:
         """One pass: registers new top-level prefixes, scans every dataset that is
-        not busy, and serves a new model's collections once they are complete."""
-        for name in self.ingestor.store.datasets():
+        not busy, removes whatever a dead worker wrote for a dataset deleted lately,
+        and serves a new model's collections once they are complete."""
+        for name in self.state.store.datasets():
             try:
                 if self.catalog.register(name):
                     logger.info("found new dataset %s", name)
@@ -139,18 +182,18 @@ class Indexer:
                 if name not in self._ignored_prefixes:
                     self._ignored_prefixes.add(name)
                     logger.warning("ignoring prefix %r: %s", name, error)
-        # Past this, no redelivery can still be coming: the job's tasks were lost.
-        stale_after = 2 * self.settings.task_visibility_timeout_s + 120
         for name in self.catalog.names():
-            self.jobs.release_if_stale(name, stale_after)
             self.scan(name, kind=RECONCILE)
+        version = self.state.model().version
+        for name in self.catalog.recently_deleted(within_s=_DELETED_WATCH_S):
+            self._delete_vectors(version, name)
         self.maybe_switch_aliases()
 
     def maybe_switch_aliases(self) -> bool:
         """After a model change the aliases still serve the old model's collections;
         they move once every dataset has a finished scan under the new model."""
-        version = self.ingestor.model().version
-        vectors = self.ingestor.vectors
+        version = self.state.model().version
+        vectors = self.state.vectors
         if vectors.serving_version() == version:
             return False
         for name in self.catalog.names():
