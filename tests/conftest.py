@@ -73,10 +73,9 @@ def stack(tmp_path_factory, model_dir) -> Stack:
 def lone_redis(tmp_path_factory):
     """Just a Redis server, for unit tests of what the indexer keeps there."""
     ports = StackSettings.shifted_ports(TEST_PORT_SHIFT + 1_500)
-    stack = Stack(StackSettings(run_dir=tmp_path_factory.mktemp("redis"), model="/unused", **ports))
-    stack.components = [c for c in stack.components if c.name == "redis"]
+    stack = Stack(StackSettings(run_dir=tmp_path_factory.mktemp("redis"), model="/unused", **ports), only=["redis"])
     stack._ensure_model = lambda log: None
-    stack.up(log=lambda _: None)
+    stack.up(log=lambda _: None, supervise=False)
     client = redis.Redis(port=stack.settings.redis_port)
     try:
         yield client

@@ -1,7 +1,9 @@
 """The launcher starts processes it can account for and stops exactly those."""
 
 import os
+import signal
 import socket
+import time
 
 import pytest
 
@@ -15,8 +17,8 @@ from tests.conftest import TEST_PORT_SHIFT
 def small_stack(tmp_path):
     """Only Redis and object storage: enough to exercise start, health, records and stop."""
     ports = StackSettings.shifted_ports(TEST_PORT_SHIFT + 1_000)  # beside the session's test stack
-    stack = Stack(StackSettings(run_dir=tmp_path, model=str(tmp_path), stop_grace_s=5, **ports))
-    stack.components = [c for c in stack.components if c.name in ("redis", "storage")]
+    stack = Stack(StackSettings(run_dir=tmp_path, model=str(tmp_path), stop_grace_s=5, **ports),
+                  only=["redis", "storage"])
     stack._ensure_model = lambda log: None
     yield stack
     stack.down(log=lambda _: None)
@@ -30,12 +32,12 @@ def port_open(port: int) -> bool:
 def test_up_then_down_leaves_no_process_and_no_port(small_stack):
     small_stack.up(log=lambda _: None)
     pids = {s.name: s.pid for s in small_stack.status()}
-    assert [s.state for s in small_stack.status()] == ["healthy", "healthy"]
+    assert [s.state for s in small_stack.status()] == ["healthy", "healthy", "running"]
     assert all(pid and os.path.exists(f"/proc/{pid}") for pid in pids.values())
     assert (small_stack.run / "storage" / "vizsearch").is_dir(), "the bucket is created at start"
 
     small_stack.down(log=lambda _: None)
-    assert [s.state for s in small_stack.status()] == ["stopped", "stopped"]
+    assert [s.state for s in small_stack.status()] == ["stopped", "stopped", "stopped"]
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids.values())
     assert not port_open(small_stack.settings.redis_port) and not port_open(small_stack.settings.storage_port)
     assert list((small_stack.run / "pids").iterdir()) == []
@@ -65,3 +67,21 @@ def test_a_taken_port_is_reported_by_name(small_stack):
         squatter.listen()
         with pytest.raises(StackError, match=f"redis: port {small_stack.settings.redis_port} is already taken"):
             small_stack.up(log=lambda _: None)
+
+
+def test_a_component_that_exits_is_restarted_by_the_supervisor(small_stack):
+    small_stack.up(log=lambda _: None)
+    first = small_stack.pid("redis")
+    os.killpg(first, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while small_stack.pid("redis") in (None, first):
+        assert time.monotonic() < deadline, "redis was not restarted"
+        time.sleep(0.2)
+    small_stack.wait_healthy("redis")
+    log = (small_stack.run / "logs" / "supervisor.log").read_text()
+    assert "redis exited" in log and "started redis" in log
+    assert small_stack.pid("storage") is not None
+    supervisor = small_stack.pid("supervisor")
+    small_stack.down(log=lambda _: None)
+    assert not os.path.exists(f"/proc/{supervisor}/stat") or small_stack.pid("supervisor") is None
+    assert [s.state for s in small_stack.status()] == ["stopped", "stopped", "stopped"]

@@ -16,6 +16,9 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     embedder_url: str = Field("127.0.0.1:50054", description="host:port of the embedder.")
     redis_url: str = Field("redis://127.0.0.1:6380/0", description="Redis, for per-key rate limits.")
     backend_timeout_s: float = Field(30.0, description="Deadline of every call to a backend.")
+    delete_timeout_s: float = Field(
+        120.0, description="Deadline of a dataset deletion (it waits for the dataset's running batches to stop)."
+    )
     auth_enabled: bool = Field(True, description="Require API keys; may be false only on a loopback address.")
     api_keys_file: Path | None = Field(
         None, description="JSON list of API keys, as hashes: [{name, sha256, role, datasets?}] (a mounted Secret)."

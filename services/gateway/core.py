@@ -96,9 +96,9 @@ class Gateway:
             raise GatewayError(429, f"rate limit of {limit} requests per minute reached", retry_after=wait)
         return principal
 
-    async def _call(self, backend: str, method, request):
+    async def _call(self, backend: str, method, request, timeout: float | None = None):
         try:
-            return await method(request, timeout=self.settings.backend_timeout_s)
+            return await method(request, timeout=timeout or self.settings.backend_timeout_s)
         except grpc.aio.AioRpcError as error:
             status = HTTP_STATUS.get(error.code(), 502)
             detail = error.details() or error.code().name
@@ -123,7 +123,22 @@ class Gateway:
         scoped_request.CopyFrom(request)
         del scoped_request.filters.datasets[:]
         scoped_request.filters.datasets.extend(scoped)
-        return await self._call("query", self.backends.query.Search, scoped_request)
+        reply = await self._call("query", self.backends.query.Search, scoped_request)
+        await self._drop_deleted(reply)
+        return reply
+
+    async def _drop_deleted(self, reply: query_pb2.SearchResponse) -> None:
+        """Results of a dataset that no longer exists (deleted while a batch wrote, and not yet
+        removed from Milvus) are never shown."""
+        datasets = {r.dataset for r in reply.results}
+        if datasets <= await self._known_datasets():
+            return
+        known = await self._known_datasets(fresh=True)
+        if ghosts := datasets - known:
+            logger.warning("dropped results of deleted datasets: %s", ", ".join(sorted(ghosts)))
+            kept = [r for r in reply.results if r.dataset in known]
+            del reply.results[:]
+            reply.results.extend(kept)
 
     def _check_refs(self, principal: Principal, term: query_pb2.QueryTerm, path: str) -> None:
         """Query images named by reference must be visible to the key too."""
@@ -231,8 +246,10 @@ class Gateway:
     async def delete_dataset(self, principal: Principal, name: str) -> indexer_pb2.DeleteDatasetResponse:
         self._check(principal.require, "admin")
         self._check(principal.check_dataset, name)
-        return await self._call("indexer", self.backends.indexer.DeleteDataset,
-                                indexer_pb2.DeleteDatasetRequest(name=name))
+        reply = await self._call("indexer", self.backends.indexer.DeleteDataset,
+                                 indexer_pb2.DeleteDatasetRequest(name=name), timeout=self.settings.delete_timeout_s)
+        self._dataset_names = None  # this replica forgets it at once
+        return reply
 
     @staticmethod
     def _check(check, argument) -> None:

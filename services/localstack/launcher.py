@@ -3,10 +3,13 @@
 Each component runs in its own session (process group) with its log under
 <run>/logs and its PID, with the process's start time, under <run>/pids. Stop
 signals exactly those process groups, and only while the recorded PID still
-belongs to the process that was started (a reused PID is left alone).
+belongs to the process that was started (a reused PID is left alone). Once all
+are up, a supervisor (services/localstack/supervisor.py) restarts any that exits.
 """
 
+import json
 import os
+import sys
 import signal
 import socket
 import subprocess
@@ -39,14 +42,17 @@ def _process_start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
+SUPERVISOR = "supervisor"
+
+
 class Stack:
-    def __init__(self, settings: StackSettings | None = None):
+    def __init__(self, settings: StackSettings | None = None, only: list[str] | None = None):
         self.settings = settings or StackSettings()
         self.run = self.settings.run_dir
-        self.components = components(self.settings)
+        self.components = [c for c in components(self.settings) if only is None or c.name in only]
 
     # -- process records -------------------------------------------------
-    def _pid_file(self, name: str) -> Path:
+    def pid_file(self, name: str) -> Path:
         return self.run / "pids" / f"{name}.pid"
 
     def log_file(self, name: str) -> Path:
@@ -55,25 +61,39 @@ class Stack:
     def pid(self, name: str) -> int | None:
         """The component's PID if the recorded process is still the one we started."""
         try:
-            pid_text, started = self._pid_file(name).read_text().split()
+            pid_text, started = self.pid_file(name).read_text().split()
         except (OSError, ValueError):
             return None
         pid = int(pid_text)
         return pid if _process_start_time(pid) == started else None
 
     # -- start -----------------------------------------------------------
-    def up(self, log=print) -> float:
-        """Starts every component not already running and waits until all are healthy."""
+    def up(self, log=print, supervise: bool = True) -> float:
+        """Starts every component not already running and waits until all are healthy;
+        then the supervisor, which restarts any that exits."""
         began = time.monotonic()
         for sub in ("logs", "pids"):
             (self.run / sub).mkdir(parents=True, exist_ok=True)
         self._ensure_model(log)
         for component in self.components:
             if self.pid(component.name) is None:
-                self._start(component, log)
+                self.start(component, log)
             self._wait_healthy(component, log)
             component.provision()
+        if supervise and self.pid(SUPERVISOR) is None:
+            self._start_supervisor(log)
         return time.monotonic() - began
+
+    def _start_supervisor(self, log) -> None:
+        settings_file = self.run / "stack.json"
+        settings_file.write_text(json.dumps({
+            "settings": json.loads(self.settings.model_dump_json()), "components": [c.name for c in self.components]}))
+        self._spawn(SUPERVISOR, [sys.executable, "-m", "services.localstack.supervisor", str(settings_file)],
+                    dict(os.environ), log)
+
+    def wait_healthy(self, name: str) -> None:
+        """Waits until the named component is healthy again (say, after the supervisor restarted it)."""
+        self._wait_healthy(next(c for c in self.components if c.name == name), print)
 
     def _ensure_model(self, log) -> None:
         model_dir = self.settings.model_dir
@@ -86,20 +106,20 @@ class Stack:
         log(f"fetching {self.settings.model} into {model_dir} ...")
         fetch(self.settings.model, model_dir)
 
-    def _start(self, component: Component, log) -> None:
+    def start(self, component: Component, log) -> None:
         for endpoint in component.endpoints.values():
             port = int(endpoint.rsplit(":", 1)[1].split("/")[0])
             if _port_taken(port):
                 raise StackError(f"{component.name}: port {port} is already taken by another process")
         component.prepare()
-        env = dict(os.environ, **component.env)
-        with open(self.log_file(component.name), "ab") as log_stream:
-            process = subprocess.Popen(
-                component.command, stdout=log_stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
-            )
-        self._pid_file(component.name).write_text(f"{process.pid} {_process_start_time(process.pid)}\n")
-        log(f"started {component.name} (pid {process.pid}), log {self.log_file(component.name)}")
+        self._spawn(component.name, component.command, dict(os.environ, **component.env), log)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str], log) -> None:
+        with open(self.log_file(name), "ab") as log_stream:
+            process = subprocess.Popen(command, stdout=log_stream, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+        self.pid_file(name).write_text(f"{process.pid} {_process_start_time(process.pid)}\n")
+        log(f"started {name} (pid {process.pid}), log {self.log_file(name)}")
 
     def _wait_healthy(self, component: Component, log) -> None:
         deadline = time.monotonic() + self.settings.start_timeout_s
@@ -121,12 +141,12 @@ class Stack:
 
     # -- stop ------------------------------------------------------------
     def down(self, log=print) -> None:
-        """Stops every recorded component, in reverse start order."""
-        for component in reversed(self.components):
-            pid = self.pid(component.name)
+        """Stops the supervisor, then every recorded component, in reverse start order."""
+        for name in (SUPERVISOR, *(c.name for c in reversed(self.components))):
+            pid = self.pid(name)
             if pid is not None:
-                self._stop(component.name, pid, log)
-            self._pid_file(component.name).unlink(missing_ok=True)
+                self._stop(name, pid, log)
+            self.pid_file(name).unlink(missing_ok=True)
 
     def _stop(self, name: str, pid: int, log) -> None:
         os.killpg(pid, signal.SIGTERM)
@@ -147,10 +167,12 @@ class Stack:
         for component in self.components:
             pid = self.pid(component.name)
             if pid is None:
-                state = "dead" if self._pid_file(component.name).exists() else "stopped"
+                state = "dead" if self.pid_file(component.name).exists() else "stopped"
             else:
                 state = "healthy" if component.healthy() else "unhealthy"
             report.append(Status(component.name, pid, state, component.endpoints))
+        supervisor = self.pid(SUPERVISOR)
+        report.append(Status(SUPERVISOR, supervisor, "running" if supervisor else "stopped", {}))
         return report
 
 
