@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query chaos images clean
 
 setup: $(STAMP)
 
@@ -60,6 +60,11 @@ bench-embed: setup
 N ?= 2000
 bench-ingest: setup
 	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
+
+# Faults during ingestion (a table of recovery times and counts; README: "Faults").
+IMAGES ?= 300
+chaos: setup
+	$(PYTHON) -m tests.bench.chaos --images $(IMAGES)
 
 VECTORS ?= 100000
 bench-query: setup

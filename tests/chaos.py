@@ -91,8 +91,8 @@ class Chaos:
     # -- the run ------------------------------------------------------------
     def run(self, fault: str, dataset: str, folder: Path, expected: Expected, after_done: int,
             timeout_s: float = 600) -> Report:
-        """Drops the folder as `dataset`, scans it, and injects the fault once `after_done`
-        images are indexed; returns what became of it."""
+        """Drops the folder as `dataset`, scans it, and injects the fault (a component's name,
+        DELETE, or "" for none) once `after_done` images are indexed; returns what became of it."""
         cli.upload(self.store, folder, dataset, threads=8)
         job_id = self._retry(lambda: self.indexer.ScanDataset(indexer_pb2.ScanDatasetRequest(name=dataset),
                                                               timeout=10).id)
@@ -101,7 +101,10 @@ class Chaos:
             assert time.monotonic() < deadline, f"{dataset}: nothing indexed before the fault"
             time.sleep(0.05)
         injected = time.monotonic()
-        if fault == DELETE:
+        if not fault:
+            back_s, job = 0.0, self._wait_finished(job_id, deadline)
+            state = indexer_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower()
+        elif fault == DELETE:
             self._retry(lambda: self.indexer.DeleteDataset(indexer_pb2.DeleteDatasetRequest(name=dataset),
                                                            timeout=120))
             back_s, state = time.monotonic() - injected, "deleted"
@@ -111,7 +114,7 @@ class Chaos:
             job = self._wait_finished(job_id, deadline)
             state = indexer_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_").lower()
         done_s = time.monotonic() - injected
-        return self.report(fault, state, at_fault, back_s, done_s, dataset,
+        return self.report(fault or "none", state, at_fault, back_s, done_s, dataset,
                            Expected(set(), set()) if fault == DELETE else expected)
 
     def kill(self, component: str) -> None:

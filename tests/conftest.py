@@ -58,7 +58,7 @@ def stack(tmp_path_factory, model_dir) -> Stack:
         for name, (key, role, datasets, limit) in TEST_KEYS.items()]))
     settings = StackSettings(
         run_dir=run_dir, model=str(model_dir), reconcile_interval_s=2, api_keys_file=keys_file,
-        task_lease_s=TEST_LEASE_S, sweep_interval_s=1, ingest_batch_size=TEST_BATCH_SIZE,
+        task_lease_s=TEST_LEASE_S, sweep_interval_s=1, health_probe_interval_s=1, ingest_batch_size=TEST_BATCH_SIZE,
         webhook_token=TEST_WEBHOOK_TOKEN, **ports,
     )
     stack = Stack(settings)

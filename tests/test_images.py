@@ -3,6 +3,10 @@ refused with a reason, and pixels match transformers' CLIPImageProcessor."""
 
 import io
 import math
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -96,6 +100,48 @@ def test_decompression_bomb_is_refused_before_decoding():
     assert len(bomb) < 200_000
     with pytest.raises(images.BadImage, match="over the limit"):
         images.decode(bomb, MAX_PIXELS)
+
+
+def test_decoding_memory_counts_the_mode_and_is_refused_from_the_header():
+    deep = imagegen.encode(Image.new("I;16", (4000, 3000)), "PNG")  # small on disk, 2 bytes a pixel decoded
+    header, needed = images.open_image(deep, MAX_PIXELS, 2**31)
+    assert needed == 4000 * 3000 * (2 + 3) and header.mode == "I;16"
+    with pytest.raises(images.BadImage, match=r"4000x3000 in mode I;16: decoding it takes about 57 MiB, over the "
+                                              r"limit of 50 MiB"):
+        images.open_image(deep, MAX_PIXELS, 50 * 2**20)
+
+
+def test_a_large_16_bit_image_decodes_in_bounded_memory(tmp_path):
+    """The issue's 7000x7000 16-bit PNG took about 1 GB to decode (float64 copies); its pixels
+    and their RGB copy are 245 MB."""
+    path = tmp_path / "deep.png"
+    ramp = np.tile(np.linspace(0, 65535, 7000, dtype=np.uint16), (7000, 1))
+    Image.fromarray(ramp).save(path)
+    script = ("import resource, sys; from pathlib import Path; from services.embedder import images; "
+              f"image = images.decode(Path({str(path)!r}).read_bytes(), 50_000_000); "
+              "print(image.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
+    before = "import resource; import services.embedder.images; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    base = int(subprocess.run([sys.executable, "-c", before], capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["(7000,", "7000)"]
+    assert int(out[2]) - base < 400, f"decoding took {int(out[2]) - base} MiB"
+
+
+def test_the_decode_budget_makes_large_decodes_wait_their_turn():
+    budget = images.DecodeBudget(1000)
+    inside, most = [], []
+
+    def decode(size):
+        with budget.reserve(size):
+            inside.append(size)
+            most.append(sum(inside))
+            time.sleep(0.05)
+            inside.remove(size)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(decode, [600, 600, 300, 5000]))
+    assert all(held <= 1000 or held == 5000 for held in most), most  # 5000 only alone
+    assert budget.used == 0
 
 
 def test_crop_takes_the_box():

@@ -9,7 +9,8 @@ import grpc
 import httpx
 import pytest
 
-from services.common.genproto.vizsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc, query_pb2
+from services.common.genproto.vizsearch.v1 import (common_pb2, gateway_pb2, gateway_pb2_grpc, indexer_pb2,
+                                                   indexer_pb2_grpc, query_pb2)
 from services.common.config import StorageSettings
 from services.common.storage import ObjectStore
 from services.common.vectors import Entry, VectorSettings, VectorStore
@@ -128,6 +129,8 @@ def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, ima
     text = "a crowd of boxes"
     vector = api.post("/v1/embeddings", json={"texts": [text]}, headers=key_of("reader")).json()["vectors"][0]
     store = VectorStore(VectorSettings(milvus_uri=f"http://127.0.0.1:{stack.settings.milvus_port}"))
+    with grpc.insecure_channel(f"127.0.0.1:{stack.settings.indexer_port}") as channel:  # results need their dataset
+        indexer_pb2_grpc.IndexerStub(channel).CreateDataset(indexer_pb2.CreateDatasetRequest(name="crowd"), timeout=30)
     boxes = [(10.0, 40.0, 50.0, 90.0, "dog"), (5.0, 10.0, 30.0, 30.0, "bus")]
     objects = [Entry("crowd", "c.jpg", vector, W, H, "sha", 0, box=b[:4], label=b[4], source="ground_truth")
                for b in boxes]
@@ -139,7 +142,7 @@ def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, ima
         assert [(o["label"], o["box"]) for o in first["objects"]] == [
             ("bus", [5.0, 10.0, 30.0, 30.0]), ("dog", [10.0, 40.0, 50.0, 90.0])], "top to bottom"
     finally:
-        store.delete_dataset(model["version"], "crowd")
+        assert api.delete("/v1/datasets/crowd", headers=key_of("admin")).status_code == 200
         store.close()
 
 
@@ -227,7 +230,7 @@ def test_filters_paging_and_thresholds(api, images):
     ({"query": {"text": "x"}, "top_k": 1001}, 422, "top_k"),
     ({"query": {"text": "x"}, "offset": -1}, 422, "offset"),
     ({"query": {"text": "x", "image": {"dataset": DATASET, "key": "a.jpg"}}}, 422, "exactly one"),
-    ({"query": {"image": {"data": base64.b64encode(bytes(21 * 1024 * 1024)).decode()}}}, 413, "over the 20971520-byte"),
+    ({"query": {"image": {"data": base64.b64encode(bytes(20 * 1024 * 1024 + 1)).decode()}}}, 413, "over the 20971520-byte"),
 ])
 def test_bad_queries_get_problem_details_naming_the_fault(api, images, body, status, words):
     assert words in problem(api, body, status)

@@ -8,7 +8,7 @@ from services.indexer.celery_app import create_app
 from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.ingest import Ingestor, Written
-from services.indexer.jobs import DONE, EVENT, FAILED, SCAN
+from services.indexer.jobs import DONE, EVENT, FAILED, RECONCILE, SCAN
 from services.indexer.state import IndexerState, Transient
 from services.indexer.unit_runner import LeaseKeeper, RedisAway, UnitRunner
 from services.indexer.work import SCAN_UNIT, Results, batch_units
@@ -128,3 +128,11 @@ def test_a_batch_whose_dataset_is_deleted_while_it_writes_takes_its_writes_back(
     assert undone == [written]
     assert cut_off.state.jobs.get(job_id).done == 0
     assert cut_off.state.work.held([f"{job_id}/b0"]) == []
+
+
+def test_a_reconcile_that_cannot_reach_its_backends_leaves_no_job(cut_off):
+    job_id = cut_off.state.jobs.create("ds", RECONCILE, claim_active=True)
+    cut_off.state.work.add(job_id, [(SCAN_UNIT, "")])
+    cut_off.runner.run(job_id, "ds", SCAN_UNIT)
+    assert cut_off.state.jobs.get(job_id) is None and cut_off.state.jobs.recent("ds") == []
+    assert cut_off.state.jobs.active_job("ds") is None and cut_off.state.work.units_left(job_id) == 0

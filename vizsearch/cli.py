@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from services.common.config import StorageSettings
 from services.common.storage import ObjectStore, object_name
-from services.indexer.catalog import InvalidDatasetName, check_dataset_name
+from vizsearch.names import InvalidDatasetName, check_dataset_name
 from vizsearch.client import ApiError, Client
 from vizsearch.models import Job, SearchResponse
 

@@ -3,19 +3,24 @@ by the gateway (services/gateway/http_api.py) and by the Python client."""
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from vizsearch.names import check_dataset_name, check_key, check_text
 
 
 # Milvus caps top_k + offset at 16,384.
 MAX_OFFSET = 16384 - 1
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
+# Every string a request carries is valid Unicode (JSON can spell lone surrogates; no backend takes them).
+Text = Annotated[str, AfterValidator(check_text)]
+DatasetName = Annotated[str, AfterValidator(check_dataset_name)]
 
 
 class ImageSpec(BaseModel):
     """An image by reference (dataset and key) or by value (base64 data), optionally with a box."""
 
-    dataset: str | None = None
-    key: str | None = None
+    dataset: DatasetName | None = None
+    key: Text | None = None
     data: str | None = Field(None, description="the image file, base64-encoded")
     box: Box | None = None
 
@@ -23,6 +28,8 @@ class ImageSpec(BaseModel):
     def one_source(self):
         if (self.data is None) == (self.dataset is None or self.key is None):
             raise ValueError("give either data, or dataset and key")
+        if self.key is not None:
+            check_key(self.dataset, self.key)
         return self
 
 
@@ -34,7 +41,7 @@ class WeightedQuery(BaseModel):
 class Query(BaseModel):
     """Exactly one of text, image, object or all."""
 
-    text: str | None = None
+    text: Text | None = None
     image: ImageSpec | None = None
     object: ImageSpec | None = None
     all: list[WeightedQuery] | None = None
@@ -51,8 +58,8 @@ class Query(BaseModel):
 
 class SearchBody(BaseModel):
     query: Query
-    datasets: list[str] = []
-    labels: list[str] = []
+    datasets: list[Text] = []
+    labels: list[Text] = []
     sources: list[Literal["ground_truth", "prediction"]] = []
     min_box_area: float | None = Field(None, ge=0)
     level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
@@ -62,7 +69,7 @@ class SearchBody(BaseModel):
 
 
 class EmbeddingsBody(BaseModel):
-    texts: list[str] | None = None
+    texts: list[Text] | None = None
     images: list[ImageSpec] | None = None
 
     @model_validator(mode="after")

@@ -21,6 +21,10 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(description="Port of the Prometheus /metrics endpoint; 0 disables it.")
     grpc_port: int = Field(description="Port of the service's gRPC server.")
     shutdown_grace_s: float = Field(10.0, description="Seconds in-flight calls get to finish on SIGTERM.")
+    health_probe_interval_s: float = Field(
+        5.0, gt=0, description="How often the service checks its backends; its gRPC health says SERVING only while "
+        "all answer.",
+    )
 
 
 class StorageSettings(BaseSettings):
@@ -33,4 +37,7 @@ class StorageSettings(BaseSettings):
     s3_secret_key: str = ""
     s3_secure: bool = Field(False, description="Use HTTPS towards the S3 API.")
     s3_region: str = "us-east-1"
+    s3_timeout_s: float = Field(30.0, gt=0, description="Deadline to connect to, and to read from, the S3 API.")
+    s3_retries: int = Field(
+        2, ge=0, description="Retries of a call the S3 API answered with a 5xx or could not be reached for.")
     bucket: str = Field("vizsearch", description="Bucket whose top-level prefixes are datasets.")

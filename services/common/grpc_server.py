@@ -13,15 +13,36 @@ from grpc_reflection.v1alpha import reflection
 
 from services.common import logs, metrics
 from services.common.config import ServiceSettings
+from services.common.readiness import Probe
 
 logger = logging.getLogger(__name__)
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
+class _Unparsable:
+    """A request whose bytes are not a valid message (say, a string field that is not UTF-8)."""
+
+    def __init__(self, error: Exception):
+        self.error = error
+
+
+def _lenient(deserialize):
+    """gRPC answers a request its deserializer rejects with INTERNAL; this one is passed on,
+    and refused as INVALID_ARGUMENT, naming the problem."""
+    def parse(data: bytes):
+        try:
+            return deserialize(data)
+        except Exception as error:  # noqa: BLE001 - protobuf's DecodeError, or a bad string
+            return _Unparsable(error)
+
+    return parse
+
+
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     """Per call: takes or mints the request id, refuses calls whose deadline has
-    passed, and records one access-log line and the RPC metrics."""
+    passed or whose request does not parse, and records one access-log line and
+    the RPC metrics."""
 
     def __init__(self, service: str):
         self.service = service
@@ -46,6 +67,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
+                if isinstance(request, _Unparsable):
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                        f"the request is not a valid {name} message: {request.error}")
                 return await inner(request, context)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
@@ -65,7 +89,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             observed,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_lenient(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -76,10 +100,12 @@ async def serve(
     register: Callable[[grpc.aio.Server], Sequence[str]],
     ready: Awaitable[None] | None = None,
     on_stop: Callable[[], object] | None = None,
+    probe: Probe | None = None,
 ) -> None:
     """Serves until SIGTERM or SIGINT. `register` adds the servicers and returns
     their full service names (for health and reflection). Health reports
-    NOT_SERVING until `ready` (say, waiting for a backend) completes."""
+    NOT_SERVING until `ready` (say, waiting for a backend) completes, and then
+    whenever `probe` names a backend that does not answer."""
     server = grpc.aio.server(
         interceptors=[ObservabilityInterceptor(service)],
         options=[
@@ -98,14 +124,31 @@ async def serve(
     await server.start()
     logs.log(logger, logging.INFO, "listening", address=address, metrics_port=settings.metrics_port)
 
-    async def report_serving():
+    async def set_status(status) -> None:
         for name in ("", *names):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await health_servicer.set(name, status)
+
+    async def report_serving():
+        await set_status(health_pb2.HealthCheckResponse.NOT_SERVING)
         if ready is not None:
             await ready
-        for name in ("", *names):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        logs.log(logger, logging.INFO, "serving", address=address)
+        serving = None
+        while True:
+            try:
+                down = await probe() if probe is not None else []
+            except Exception as error:  # noqa: BLE001 - a probe that fails says so
+                down = [f"probe failed: {error}"]
+            if serving is None or serving != (not down):
+                serving = not down
+                await set_status(health_pb2.HealthCheckResponse.SERVING if serving
+                                 else health_pb2.HealthCheckResponse.NOT_SERVING)
+                if serving:
+                    logs.log(logger, logging.INFO, "serving", address=address)
+                else:
+                    logs.log(logger, logging.WARNING, "not serving: backends down", down=down)
+            if probe is None:
+                return
+            await asyncio.sleep(settings.health_probe_interval_s)
 
     readiness = asyncio.create_task(report_serving())
 

@@ -11,41 +11,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 
+import urllib3
 from minio import Minio
 from minio.error import S3Error
 
 from services.common.config import StorageSettings
 
 
-# S3's limit on a whole object name, in bytes of UTF-8.
-MAX_OBJECT_NAME_BYTES = 1024
-
-
 class ObjectNotFound(LookupError):
     pass
-
-
-class InvalidKey(ValueError):
-    """A key no object can have: asking storage for it is pointless."""
-
-
-def check_key(dataset: str, key: str) -> str:
-    """The key, if an object could be stored under it in the dataset: valid Unicode, no NUL
-    or other control character, relative, without '.' or '..' segments (MinIO refuses
-    them) and within S3's length."""
-    try:
-        size = len(object_name(dataset, key).encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidKey("the key is not valid Unicode (it holds a lone surrogate)") from None
-    if not key:
-        raise InvalidKey("the key is empty")
-    if any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise InvalidKey("the key holds a control character")
-    if key.startswith("/") or any(part in (".", "..") for part in key.split("/")):
-        raise InvalidKey("the key is not a relative path without '.' and '..' segments")
-    if size > MAX_OBJECT_NAME_BYTES:
-        raise InvalidKey(f"the object name is {size} bytes of UTF-8, over S3's {MAX_OBJECT_NAME_BYTES}")
-    return key
 
 
 class ObjectTooLarge(ValueError):
@@ -92,6 +66,12 @@ class ObjectStore:
             secret_key=settings.s3_secret_key or None,
             secure=settings.s3_secure,
             region=settings.s3_region,  # set, so the client never asks the server for it
+            # Bounded: a storage that hangs or fails costs a caller seconds, not minutes of retries.
+            http_client=urllib3.PoolManager(
+                maxsize=32, timeout=urllib3.Timeout(connect=settings.s3_timeout_s, read=settings.s3_timeout_s),
+                retries=urllib3.Retry(total=settings.s3_retries, backoff_factor=0.2,
+                                      status_forcelist=[500, 502, 503, 504]),
+            ),
         )
 
     def ensure_bucket(self) -> None:

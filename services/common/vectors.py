@@ -39,6 +39,8 @@ MAX_KEY_CHARS = 1024
 MAX_LABEL_CHARS = 256
 # Milvus's longest VARCHAR: an image's boxes, as JSON, must fit (else readers look them up).
 MAX_BOXES_BYTES = 65535
+# Milvus's error code for a collection that does not exist (2.3 and later).
+COLLECTION_NOT_FOUND = 100
 # Milvus before 2.3.10 computes an upsert's partition from the wrong field when
 # the collection has a partition key (milvus-io/milvus#30607, fixed by #30772):
 # upserted rows become invisible to filters on the dataset.
@@ -124,6 +126,11 @@ def entry_id(model_version: str, dataset: str, key: str, box=None, label: str = 
     box_text = "" if box is None else ",".join(f"{v:.2f}" for v in box)
     identity = "\x00".join([model_version, dataset, key, box_text, label, source])
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def is_missing_collection(error: Exception) -> bool:
+    """The error says the collection does not exist (nothing indexed under that model yet)."""
+    return isinstance(error, MilvusException) and error.code == COLLECTION_NOT_FOUND
 
 
 def quote(value: str) -> str:

@@ -3,12 +3,12 @@
 import asyncio
 import logging
 
-from services.common import grpc_server, logs
+from services.common import grpc_server, logs, readiness
 from services.common.genproto.vizsearch.v1 import embedder_pb2, embedder_pb2_grpc
 from services.common.storage import ObjectStore
 from services.embedder.config import EmbedderSettings
 from services.embedder.servicer import EmbedderServicer
-from services.embedder.triton import TritonClip, TritonUnavailable
+from services.embedder.triton import TritonClip
 
 logger = logging.getLogger("services.embedder")
 SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
@@ -16,17 +16,9 @@ SERVICE_NAME = embedder_pb2.DESCRIPTOR.services_by_name["Embedder"].full_name
 
 async def wait_for_model(servicer: EmbedderServicer) -> None:
     """Retries until Triton serves the model; the service reports NOT_SERVING until then."""
-    delay = 0.5
-    while True:
-        try:
-            model = await servicer.load_model_info(timeout_s=10)
-            logs.log(logger, logging.INFO, "model ready", model_id=model.model_id, version=model.version,
-                     dimension=model.dimension)
-            return
-        except TritonUnavailable as error:
-            logs.log(logger, logging.WARNING, "waiting for Triton", error=str(error), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+    model = await readiness.retry_until_ready(lambda: servicer.load_model_info(timeout_s=10), "Triton")
+    logs.log(logger, logging.INFO, "model ready", model_id=model.model_id, version=model.version,
+             dimension=model.dimension)
 
 
 async def main() -> None:
@@ -43,7 +35,10 @@ async def main() -> None:
         servicer.close()
         await triton.close()
 
-    await grpc_server.serve("embedder", settings, register, ready=wait_for_model(servicer), on_stop=close)
+    async def probe() -> list[str]:
+        return [] if await readiness.answers(triton.ready) else ["triton"]
+
+    await grpc_server.serve("embedder", settings, register, ready=wait_for_model(servicer), on_stop=close, probe=probe)
 
 
 if __name__ == "__main__":

@@ -22,3 +22,11 @@ class EmbedderSettings(ServiceSettings, StorageSettings):
     max_text_chars: int = Field(2000, description="Longest text accepted (it is truncated to 77 tokens anyway).")
     max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest encoded image accepted.")
     max_image_pixels: int = Field(50_000_000, description="Largest decoded image (width x height): bomb guard.")
+    max_decoded_bytes: int = Field(
+        512 * 2**20, description="Most memory decoding one image may take (its pixels in their own mode, then RGB), "
+        "judged from its header: a 16-bit or many-channel image counts for what it costs.",
+    )
+    decode_budget_bytes: int = Field(
+        1024 * 2**20, description="Most memory all decoding threads hold at once; a decode waits for room, so a call "
+        "of many large images queues instead of growing the process.",
+    )

@@ -1,18 +1,21 @@
 """Image decoding and CLIP preprocessing, safe against hostile files.
 
 decode() turns untrusted bytes into an RGB image (EXIF orientation applied,
-any mode converted, a pixel limit against decompression bombs); crop() cuts a
+any mode converted; limits on pixels and on the memory decoding takes, both
+checked from the header before any pixel is decoded); crop() cuts a
 validated box, grown by a margin for context; to_model_pixels() resizes and centre-crops exactly as
 transformers' CLIPImageProcessor does, leaving uint8 pixels for Triton (the
 model normalises them).
 """
 
+import contextlib
 import io
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 # Size limits are enforced by decode() itself, before any pixel is decoded.
 Image.MAX_IMAGE_PIXELS = None
@@ -33,8 +36,34 @@ class Box:
         return "[" + ", ".join(f"{v:g}" for v in (self.x1, self.y1, self.x2, self.y2)) + "]"
 
 
-def decode(data: bytes, max_pixels: int) -> Image.Image:
-    """Untrusted encoded bytes -> RGB image in its upright orientation."""
+_ROWS_PER_CHUNK = 512  # high-bit-depth pixels are scaled this many rows at a time
+
+
+class DecodeBudget:
+    """Bytes of decoded pixels all preparing threads may hold at once: a decode waits
+    until there is room (one larger than the whole budget waits until it is alone)."""
+
+    def __init__(self, total_bytes: int):
+        self.total = total_bytes
+        self.used = 0
+        self._room = threading.Condition()
+
+    @contextlib.contextmanager
+    def reserve(self, size: int):
+        with self._room:
+            self._room.wait_for(lambda: self.used == 0 or self.used + size <= self.total)
+            self.used += size
+        try:
+            yield
+        finally:
+            with self._room:
+                self.used -= size
+                self._room.notify_all()
+
+
+def open_image(data: bytes, max_pixels: int, max_decoded_bytes: int) -> tuple[Image.Image, int]:
+    """The image's header, read from untrusted bytes, and about how many bytes decoding it
+    to RGB will hold at once; refuses too many pixels or bytes before decoding any."""
     if not data:
         raise BadImage("empty file (0 bytes)")
     try:
@@ -46,6 +75,23 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise BadImage(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+    needed = decoded_bytes(image)
+    if needed > max_decoded_bytes:
+        raise BadImage(f"image is {width}x{height} in mode {image.mode}: decoding it takes about "
+                       f"{needed // 2**20} MiB, over the limit of {max_decoded_bytes // 2**20} MiB")
+    return image, needed
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """Its decoded pixels, then the RGB copy (with an RGBA pair first for transparency)."""
+    pixels = image.size[0] * image.size[1]
+    itemsize = np.dtype(ImageMode.getmode(image.mode).typestr).itemsize
+    converted = 11 if _has_alpha(image) else 3
+    return pixels * (len(image.getbands()) * itemsize + converted)
+
+
+def load_rgb(image: Image.Image) -> Image.Image:
+    """An opened image decoded, upright, as RGB."""
     try:
         image.load()  # the first frame of an animation
         image = ImageOps.exif_transpose(image)
@@ -54,14 +100,27 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
         raise BadImage(f"corrupt or truncated image: {error}") from None
 
 
+def decode(data: bytes, max_pixels: int, max_decoded_bytes: int = 2**31) -> Image.Image:
+    """Untrusted encoded bytes -> RGB image in its upright orientation."""
+    return load_rgb(open_image(data, max_pixels, max_decoded_bytes)[0])
+
+
+def _has_alpha(image: Image.Image) -> bool:
+    return "A" in image.getbands() or image.info.get("transparency") is not None
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        # High bit depth grayscale: scale to 8 bits instead of clipping at 255.
-        values = np.asarray(image, dtype=np.float64)
+        # High bit depth grayscale: scale to 8 bits instead of clipping at 255, a slice of
+        # rows at a time (whole, in float64, it took 8 bytes a pixel three times over).
+        values = np.asarray(image)
         peak = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(values * (255.0 / peak), 0, 255).round().astype(np.uint8), "L")
-    has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
-    if has_alpha:
+        scaled = np.empty(values.shape, dtype=np.uint8)
+        for top in range(0, values.shape[0], _ROWS_PER_CHUNK):
+            rows = values[top:top + _ROWS_PER_CHUNK].astype(np.float32) * np.float32(255.0 / peak)
+            scaled[top:top + _ROWS_PER_CHUNK] = np.clip(rows, 0, 255).round()
+        image = Image.fromarray(scaled, "L")
+    if _has_alpha(image):
         # Transparent pixels become white, as in transformers' convert_to_rgb.
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -46,6 +46,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         self.triton = triton
         self.store = store
         self.pool = ThreadPoolExecutor(settings.preprocess_threads, thread_name_prefix="preprocess")
+        self.decode_budget = images.DecodeBudget(settings.decode_budget_bytes)
         self.model: common_pb2.ModelInfo | None = None
 
     async def load_model_info(self, timeout_s: float) -> common_pb2.ModelInfo:
@@ -107,12 +108,14 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         try:
             data = self._image_bytes(item)
             digest = hashlib.sha256(data).hexdigest()
-            image = images.decode(data, self.settings.max_image_pixels)
-            width, height = image.size
-            if item.HasField("box"):
-                b = item.box
-                image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
-            pixels = images.to_model_pixels(image, image_size)
+            header, needed = images.open_image(data, self.settings.max_image_pixels, self.settings.max_decoded_bytes)
+            with self.decode_budget.reserve(needed):
+                image = images.load_rgb(header)
+                width, height = image.size
+                if item.HasField("box"):
+                    b = item.box
+                    image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
+                pixels = images.to_model_pixels(image, image_size)
             return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest)
         except ObjectNotFound as error:
             return PreparedImage(error_code=grpc.StatusCode.NOT_FOUND, error=str(error))

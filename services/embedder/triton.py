@@ -28,6 +28,12 @@ class TritonClip:
     async def close(self) -> None:
         await self.client.close()
 
+    async def ready(self) -> None:
+        """Raises unless Triton is up with every model it serves for us loaded."""
+        for model in (self.settings.triton_image_model, self.settings.triton_text_model):
+            if not await self.client.is_model_ready(model):
+                raise TritonUnavailable(f"Triton model {model} is not ready")
+
     async def metadata(self, timeout_s: float) -> dict:
         """The checkpoint's description: model_id, dimension, version, image_size, max_text_tokens."""
         query = InferInput("QUERY", [1], "BOOL")

@@ -23,15 +23,6 @@ logger = logging.getLogger("services.gateway")
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
 
 
-async def wait_for_backends(gateway: Gateway) -> None:
-    delay = 0.5
-    while down := await gateway.unready_backends():
-        logs.log(logger, logging.WARNING, "waiting for backends", down=down, retry_in_s=delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 10)
-    logs.log(logger, logging.INFO, "backends ready")
-
-
 async def main() -> None:
     settings = GatewaySettings()
     logs.configure("gateway", settings.log_level, settings.log_format)
@@ -58,7 +49,7 @@ async def main() -> None:
         await backends.close()
         await redis_client.aclose()
 
-    await grpc_server.serve("gateway", settings, register, ready=wait_for_backends(gateway), on_stop=close)
+    await grpc_server.serve("gateway", settings, register, on_stop=close, probe=gateway.unready_backends)
 
 
 if __name__ == "__main__":

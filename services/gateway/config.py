@@ -25,8 +25,13 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     )
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per key (or client, without auth); 0: no limit.")
     max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest query image, uploaded or in base64.")
+    max_body_bytes: int = Field(
+        28 * 1024 * 1024, description="Largest request body: one largest image in base64 (4/3 of its size) and the "
+        "rest of the request. Larger bodies are refused (413) before they are read.",
+    )
     max_text_chars: int = Field(1000, description="Longest query text.")
     image_redirect: bool = Field(
         False, description="Answer GET /v1/images/... with a presigned storage URL instead of streaming the bytes."
     )
+    storage_threads: int = Field(32, ge=1, description="Concurrent object-storage calls (image fetches).")
     presign_ttl_s: int = Field(300, ge=1, description="Lifetime of a presigned image URL.")

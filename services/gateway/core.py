@@ -3,47 +3,55 @@ gRPC): check their rights, scope their datasets, call the backend with a
 deadline, and turn backend failures into errors that name the problem."""
 
 import asyncio
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import grpc
 import redis
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from minio.error import S3Error
 
-from services.common import grpc_client
+from services.common import grpc_client, readiness
+from services.common.status import grpc_code, http_status
 from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc,
                                                    query_pb2, query_pb2_grpc)
 from services.common.storage import ObjectNotFound, ObjectStore, object_name
 from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import RateLimiter
+from vizsearch.names import check_dataset_name, check_key
 
-# gRPC status -> HTTP status, for errors passed on from a backend.
-HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 422, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 504, grpc.StatusCode.FAILED_PRECONDITION: 409,
-}
-GRPC_STATUS = {**{v: k for k, v in HTTP_STATUS.items()}, 413: grpc.StatusCode.INVALID_ARGUMENT,
-               400: grpc.StatusCode.INVALID_ARGUMENT, 500: grpc.StatusCode.INTERNAL}
 _DATASET_NAMES_TTL_S = 5.0
 logger = logging.getLogger(__name__)
 IMAGE_CHUNK_BYTES = 256 * 1024
 
 
 class GatewayError(Exception):
-    def __init__(self, status: int, message: str, retry_after: int = 0):
+    """An error for the caller: an HTTP status, and the gRPC code it carries (a backend's own
+    code passes through unchanged)."""
+
+    def __init__(self, status: int, message: str, retry_after: int = 0, code: grpc.StatusCode | None = None):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after  # seconds, for 429
+        self.grpc_code = code or grpc_code(status)
 
-    @property
-    def grpc_code(self) -> grpc.StatusCode:
-        return GRPC_STATUS.get(self.status, grpc.StatusCode.UNKNOWN)
+    @classmethod
+    def from_code(cls, code: grpc.StatusCode, message: str) -> "GatewayError":
+        return cls(http_status(code), message, code=code)
+
+
+def check_image_path(dataset: str, key: str) -> None:
+    """A dataset and key no object can have are refused here, never asked of storage."""
+    try:
+        check_dataset_name(dataset)
+        check_key(dataset, key)
+    except ValueError as error:
+        raise GatewayError(400, f"no image can be at {dataset[:130]!r}/{key[:200]!r}: {error}") from error
 
 
 def from_auth(error: AuthError) -> GatewayError:
@@ -78,6 +86,11 @@ class Gateway:
         self.keys = keys
         self.limiter = limiter
         self._dataset_names: tuple[float, frozenset[str]] | None = None
+        # Storage calls block: a pool of their own, so slow ones never hold up other work.
+        self._storage = ThreadPoolExecutor(settings.storage_threads, thread_name_prefix="storage")
+
+    async def _in_storage_pool(self, call, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._storage, call, *args)
 
     async def admit(self, authorization: str | None, client: str) -> Principal:
         """Who is calling (401 for a missing or unknown key), within their rate (429)."""
@@ -100,11 +113,10 @@ class Gateway:
         try:
             return await method(request, timeout=timeout or self.settings.backend_timeout_s)
         except grpc.aio.AioRpcError as error:
-            status = HTTP_STATUS.get(error.code(), 502)
             detail = error.details() or error.code().name
-            if status >= 500:
+            if http_status(error.code()) >= 500:
                 detail = f"{backend}: {error.code().name}: {detail}"
-            raise GatewayError(status, detail) from error
+            raise GatewayError.from_code(error.code(), detail) from error
 
     # -- reads -----------------------------------------------------------
     async def model(self, principal: Principal):
@@ -211,9 +223,10 @@ class Gateway:
 
     async def image(self, principal: Principal, dataset: str, key: str) -> tuple[str, int, AsyncIterator[bytes]]:
         """The stored image: its content type, size and a stream of its bytes."""
+        check_image_path(dataset, key)
         self._check(principal.check_dataset, dataset)
         try:
-            response = await asyncio.to_thread(self.store.open, dataset, key)
+            response = await self._in_storage_pool(self.store.open, dataset, key)
         except ObjectNotFound as error:
             raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
         except S3Error as error:
@@ -223,7 +236,7 @@ class Gateway:
 
         async def chunks():
             try:
-                while data := await asyncio.to_thread(response.read, IMAGE_CHUNK_BYTES):
+                while data := await self._in_storage_pool(response.read, IMAGE_CHUNK_BYTES):
                     yield data
             finally:
                 response.close()
@@ -233,9 +246,10 @@ class Gateway:
         return headers.get("Content-Type", "application/octet-stream"), int(headers.get("Content-Length", 0)), chunks()
 
     async def image_url(self, principal: Principal, dataset: str, key: str) -> str:
+        check_image_path(dataset, key)
         self._check(principal.check_dataset, dataset)
-        return await asyncio.to_thread(self.store.client.presigned_get_object, self.store.bucket,
-                                       object_name(dataset, key), timedelta(seconds=self.settings.presign_ttl_s))
+        return await self._in_storage_pool(self.store.client.presigned_get_object, self.store.bucket,
+                                           object_name(dataset, key), timedelta(seconds=self.settings.presign_ttl_s))
 
     # -- writes ----------------------------------------------------------
     async def scan(self, principal: Principal, name: str) -> indexer_pb2.Job:
@@ -260,15 +274,6 @@ class Gateway:
 
     # -- health ----------------------------------------------------------
     async def unready_backends(self) -> list[str]:
-        """Backends whose gRPC health is not SERVING."""
-        async def serving(name: str) -> bool:
-            stub = health_pb2_grpc.HealthStub(self.backends.channels[name])
-            try:
-                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-            except grpc.aio.AioRpcError:
-                return False
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-        names = sorted(self.backends.channels)
-        results = await asyncio.gather(*(serving(n) for n in names))
-        return [n for n, ok in zip(names, results) if not ok]
+        """Backends whose gRPC health is not SERVING (each says so while one of its own is down)."""
+        return await readiness.down({name: functools.partial(readiness.grpc_serving, channel)
+                                     for name, channel in self.backends.channels.items()})

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi import Query as QueryParameter
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
@@ -20,8 +21,10 @@ from services.gateway.core import Gateway, GatewayError
 from vizsearch.models import (Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure, ImageSpec, Job,
                               JobList, MAX_OFFSET, ModelInfo, ObjectResult, Query, SearchBody, SearchResponse,
                               SearchResult)
+from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
+API_PREFIX = "/v1/"
 JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
 SOURCE_NAMES = {query_pb2.OBJECT_SOURCE_GROUND_TRUTH: "ground_truth", query_pb2.OBJECT_SOURCE_PREDICTION: "prediction"}
 SOURCE_VALUES = {v: k for k, v in SOURCE_NAMES.items()}
@@ -104,13 +107,57 @@ def problem(status: int, detail: str, title: str | None = None, headers: dict | 
                         status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def error_problem(error: GatewayError) -> JSONResponse:
+    return problem(error.status, str(error), headers={"Retry-After": str(error.retry_after)} if error.retry_after else None)
+
+
+class Admission:
+    """Admits an API request before any of its body is read: authenticates the key and
+    checks its rate (401, 403, 429 cost the caller nothing but headers), then refuses a
+    body over VIZSEARCH_MAX_BODY_BYTES, declared or found while it is read (413). The
+    principal is left in the request's state for the routes."""
+
+    def __init__(self, app, gateway: Gateway):
+        self.app = app
+        self.gateway = gateway
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        limit = self.gateway.settings.max_body_bytes
+        try:
+            principal = await self.gateway.admit(headers.get("authorization"), client)
+            declared = headers.get("content-length")
+            if declared is not None and not declared.isdigit():
+                raise GatewayError(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
+            if declared is not None and int(declared) > limit:
+                raise GatewayError(413, f"the body is {declared} bytes, over the {limit}-byte limit")
+        except GatewayError as error:
+            return await error_problem(error)(scope, receive, send)
+        scope.setdefault("state", {})["principal"] = principal
+        received = 0
+
+        async def limited():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:  # a chunked body with no declared length
+                raise StarletteHTTPException(413, f"the body is over the {limit}-byte limit")
+            return message
+
+        await self.app(scope, limited, send)
+
+
 def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.")
     app.mount("/metrics", prometheus_client.make_asgi_app())
+    app.add_middleware(Admission, gateway=gateway)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request, error: GatewayError):
-        return problem(error.status, str(error), headers={"Retry-After": str(error.retry_after)} if error.retry_after else None)
+        return error_problem(error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request, error: RequestValidationError):
@@ -123,8 +170,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         return problem(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
 
     async def caller(request: Request) -> Principal:
-        client = request.client.host if request.client else "unknown"
-        return await gateway.admit(request.headers.get("authorization"), client)
+        return request.state.principal  # admitted by Admission before the body was read
 
     Caller = Annotated[Principal, Depends(caller)]
 
@@ -226,4 +272,8 @@ def create_app(gateway: Gateway) -> FastAPI:
 
 
 def _split(text: str) -> list[str]:
+    try:
+        check_text(text)
+    except ValueError as error:
+        raise GatewayError(422, f"{text[:40]!r} {error}") from error
     return [part.strip() for part in text.split(",") if part.strip()]

@@ -7,8 +7,9 @@ and the sweeper loop; the work itself is done by Celery workers
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
-from services.common import grpc_server, logs
+from services.common import grpc_server, logs, readiness
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.common.http_server import EmbeddedHttpServer
 from services.indexer import webhook
@@ -26,16 +27,9 @@ SERVICE_NAME = indexer_pb2.DESCRIPTOR.services_by_name["Indexer"].full_name
 
 async def wait_for_backends(indexer: Indexer) -> None:
     """Ready once the embedder answers and the collections exist."""
-    delay = 0.5
-    while True:
-        try:
-            model = await asyncio.to_thread(indexer.state.model)
-            logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
-            return
-        except Exception as error:  # noqa: BLE001 - any backend not up yet: keep waiting
-            logs.log(logger, logging.WARNING, "waiting for backends", error=str(error), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+    model = await readiness.retry_until_ready(lambda: asyncio.to_thread(indexer.state.model),
+                                              "the embedder and Milvus")
+    logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
 
 
 async def every(interval_s: float, name: str, one_pass) -> None:
@@ -77,7 +71,16 @@ async def main() -> None:
         await http.stop()
         state.close()
 
-    await grpc_server.serve("indexer", settings, register, ready=ready(), on_stop=close)
+    def probe_redis() -> Awaitable[bool]:
+        return readiness.answers(lambda: asyncio.to_thread(state.redis.ping))
+
+    def probe_milvus() -> Awaitable[bool]:
+        return readiness.answers(lambda: asyncio.to_thread(lambda: state.vectors.client.get_server_version()))
+
+    async def probe() -> list[str]:
+        return await readiness.down({"redis": probe_redis, "milvus": probe_milvus})
+
+    await grpc_server.serve("indexer", settings, register, ready=ready(), on_stop=close, probe=probe)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ re-index, never data (vectors are upserted under deterministic ids).
 """
 
 import json
-import re
 import time
 from dataclasses import dataclass
 
@@ -20,21 +19,7 @@ import redis
 
 from services.common.vectors import SCHEMA_REVISION
 from services.indexer.annotations import Annotation
-
-DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class InvalidDatasetName(ValueError):
-    pass
-
-
-def check_dataset_name(name: str) -> str:
-    if not DATASET_NAME.match(name or ""):
-        raise InvalidDatasetName(
-            f"dataset name {name!r} is invalid: use 1 to 128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
+from vizsearch.names import check_dataset_name
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from services.indexer.annotations import is_annotation_file
-from services.indexer.catalog import DATASET_NAME
-from services.common.storage import InvalidKey, check_key
 from services.indexer.ingest import is_image_key
+from vizsearch.names import DATASET_NAME, InvalidKey, check_key
 
 
 @dataclass

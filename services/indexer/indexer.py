@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pymilvus.exceptions import MilvusException
 
 from services.common.storage import ObjectNotFound
-from services.indexer.catalog import DatasetConfig, check_dataset_name
+from services.indexer.catalog import DatasetConfig
+from vizsearch.names import check_dataset_name
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.events import DatasetChanges
 from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView

@@ -146,6 +146,12 @@ class UnitRunner:
         try:
             results, version = self._with_retries(lease, attempt)
         except GaveUp as error:
+            if self._redis(lambda: self.state.jobs.discard_if_reconcile(lease.job_id)):
+                # A periodic pass that could not reach a backend leaves no job: the next pass tries again.
+                logs.log(logger, logging.WARNING, "reconcile dropped: a backend is away", dataset=dataset,
+                         error=str(error))
+                self._redis(lambda: self.work.cancel([lease.job_id]))
+                return
             return self._end_job(lease, f"scan failed: {error}")
         except (Cancelled, RedisAway):
             raise

@@ -128,6 +128,7 @@ def components(settings: StackSettings) -> list[Component]:
     run, python = settings.run_dir, sys.executable
     backends = run / "triton" / "backends"
     s = settings
+    probe = {"VIZSEARCH_HEALTH_PROBE_INTERVAL_S": str(s.health_probe_interval_s)}
     return [
         Component(
             "redis",
@@ -175,6 +176,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"embedder": f"127.0.0.1:{s.embedder_port}", "embedder-metrics": f"http://127.0.0.1:{s.embedder_metrics_port}/metrics"},
             lambda: grpc_serving(f"127.0.0.1:{s.embedder_port}"),
             env={
+                **probe,
                 "VIZSEARCH_GRPC_PORT": str(s.embedder_port),
                 "VIZSEARCH_METRICS_PORT": str(s.embedder_metrics_port),
                 "VIZSEARCH_TRITON_URL": f"127.0.0.1:{s.triton_grpc_port}",
@@ -188,6 +190,7 @@ def components(settings: StackSettings) -> list[Component]:
             lambda: grpc_serving(f"127.0.0.1:{s.indexer_port}"),
             env={
                 **_indexer_env(s),
+                **probe,
                 "VIZSEARCH_GRPC_PORT": str(s.indexer_port),
                 "VIZSEARCH_METRICS_PORT": str(s.indexer_metrics_port),
                 "VIZSEARCH_WEBHOOK_PORT": str(s.webhook_port),
@@ -201,6 +204,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"query": f"127.0.0.1:{s.query_port}"},
             lambda: grpc_serving(f"127.0.0.1:{s.query_port}"),
             env={
+                **probe,
                 "VIZSEARCH_GRPC_PORT": str(s.query_port),
                 "VIZSEARCH_METRICS_PORT": str(s.query_metrics_port),
                 "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
@@ -214,6 +218,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"gateway-http": f"http://127.0.0.1:{s.gateway_http_port}", "gateway-grpc": f"127.0.0.1:{s.gateway_grpc_port}"},
             lambda: grpc_serving(f"127.0.0.1:{s.gateway_grpc_port}"),
             env={
+                **probe,
                 "VIZSEARCH_GRPC_PORT": str(s.gateway_grpc_port),
                 "VIZSEARCH_HTTP_PORT": str(s.gateway_http_port),
                 "VIZSEARCH_METRICS_PORT": str(s.gateway_metrics_port),

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from services.common import grpc_client, grpc_server, logs
+from services.common import grpc_client, grpc_server, logs, readiness
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc, query_pb2, query_pb2_grpc
 from services.common.vectors import VectorReader
 from services.query.config import QuerySettings
@@ -15,19 +15,17 @@ SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["Query"].full_name
 
 
 async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
-    delay = 0.5
     vectors = None
-    while True:
-        try:
-            vectors = vectors or VectorReader(settings)  # kept across retries: one client, not one per try
-            searcher = Searcher(settings, embedder, vectors)
-            model = await searcher.model(timeout=10)
-            logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
-            return searcher
-        except Exception as error:  # noqa: BLE001 - a backend not up yet: keep waiting
-            logs.log(logger, logging.WARNING, "waiting for backends", error=str(error), retry_in_s=delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
+
+    async def connect() -> Searcher:
+        nonlocal vectors
+        vectors = vectors or VectorReader(settings)  # kept across retries: one client, not one per try
+        searcher = Searcher(settings, embedder, vectors)
+        model = await searcher.model(timeout=10)
+        logs.log(logger, logging.INFO, "backends ready", model_version=model.version)
+        return searcher
+
+    return await readiness.retry_until_ready(connect, "the embedder and Milvus")
 
 
 async def main() -> None:
@@ -49,7 +47,13 @@ async def main() -> None:
         if servicer.searcher is not None:
             await servicer.searcher.vectors.close()
 
-    await grpc_server.serve("query", settings, register, ready=ready(), on_stop=close)
+    async def probe() -> list[str]:
+        return await readiness.down({
+            "embedder": lambda: readiness.grpc_serving(channel),
+            "milvus": lambda: readiness.answers(servicer.searcher.serves),
+        })
+
+    await grpc_server.serve("query", settings, register, ready=ready(), on_stop=close, probe=probe)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,8 @@ import numpy as np
 import prometheus_client
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
-from services.common.vectors import PREDICTION, VectorReader, decode_boxes, entry_id, quote, quote_list
+from services.common.vectors import (PREDICTION, VectorReader, decode_boxes, entry_id, is_missing_collection, quote,
+                                     quote_list)
 from services.query import filters
 from services.query.config import QuerySettings
 
@@ -211,12 +212,22 @@ class Searcher:
             code = error.code() if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED else grpc.StatusCode.UNAVAILABLE
             raise SearchError(code, f"embedder: {error.code().name}: {detail}") from error
 
+    async def serves(self) -> None:
+        """Raises unless Milvus answers a read of the served collection at the searches'
+        consistency (a restarted Milvus answers its version long before that)."""
+        version = (await self.model()).version
+        try:
+            await self.vectors.query(version, "images", 'id == ""', ["id"], 1, self.settings.search_consistency)
+        except Exception as error:  # noqa: BLE001 - anything but "nothing indexed yet" means not serving
+            if not is_missing_collection(error):
+                raise
+
     # -- searching -------------------------------------------------------
     async def _milvus(self, *args, **kwargs) -> list[dict]:
         try:
             return await self.vectors.search(*args, **kwargs)
         except Exception as error:  # pymilvus raises several types for one outage
-            if "collection not found" in str(error).lower() or "can't find collection" in str(error).lower():
+            if is_missing_collection(error):
                 return []  # nothing indexed under this model yet
             raise SearchError(grpc.StatusCode.UNAVAILABLE, f"Milvus: {error}") from error
 
