@@ -5,17 +5,19 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui chaos images clean
 
 setup: $(STAMP)
 
-# System packages (Redis; the emoji font the demo dataset draws with), then the venv.
+# System packages (Redis; the emoji font the demo dataset draws with; Chromium, which the web
+# app's tests drive headless), then the venv.
 # torch goes first, pinned: the CPU wheel, before anything that depends on torch can
 # pull a multi-GB CUDA build. open_clip_torch only supplies the CLIP BPE vocabulary
 # file, so its dependencies are skipped.
 $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	@test -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { apt-get update -qq && apt-get install -y -qq fonts-noto-color-emoji; }
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q torch==2.13.0
@@ -60,6 +62,11 @@ bench-embed: setup
 N ?= 2000
 bench-ingest: setup
 	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
+
+# The web app's speed in headless Chromium (README: "The web app").
+QUERIES ?= 20
+bench-ui: setup
+	$(PYTHON) -m tests.bench.bench_ui --queries $(QUERIES)
 
 # Faults during ingestion (a table of recovery times and counts; README: "Faults").
 IMAGES ?= 300

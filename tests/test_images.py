@@ -13,7 +13,8 @@ import pytest
 from PIL import Image, ImageOps
 from transformers import CLIPImageProcessor
 
-from services.embedder import images
+from services.common import images
+from services.embedder import preprocess
 from services.embedder.checkpoints import write_image_processor
 from tests import imagegen
 
@@ -36,7 +37,7 @@ def normalised(pixels: np.ndarray, processor) -> np.ndarray:
 @pytest.mark.parametrize("size", [(640, 480), (480, 640), (224, 224), (1000, 333), (97, 301), (12, 9)])
 def test_pixels_match_clip_image_processor(reference, size):
     image = imagegen.scene(*size, seed=sum(size))
-    ours = normalised(images.to_model_pixels(image, 224), reference)
+    ours = normalised(preprocess.to_model_pixels(image, 224), reference)
     theirs = reference(images=image, return_tensors="np")["pixel_values"][0]
     assert ours.shape == theirs.shape == (3, 224, 224)
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
@@ -117,10 +118,10 @@ def test_a_large_16_bit_image_decodes_in_bounded_memory(tmp_path):
     path = tmp_path / "deep.png"
     ramp = np.tile(np.linspace(0, 65535, 7000, dtype=np.uint16), (7000, 1))
     Image.fromarray(ramp).save(path)
-    script = ("import resource, sys; from pathlib import Path; from services.embedder import images; "
+    script = ("import resource, sys; from pathlib import Path; from services.common import images; "
               f"image = images.decode(Path({str(path)!r}).read_bytes(), 50_000_000); "
               "print(image.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)")
-    before = "import resource; import services.embedder.images; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    before = "import resource; import services.common.images; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
     base = int(subprocess.run([sys.executable, "-c", before], capture_output=True, text=True, check=True).stdout)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["(7000,", "7000)"]
@@ -178,7 +179,7 @@ def test_bad_boxes_are_refused(box, reason):
 
 def test_reference_and_ours_agree_on_an_exif_rotated_photo(reference):
     data = imagegen.exif_rotated_jpeg(imagegen.scene(400, 300, seed=9), orientation=8)
-    ours = images.to_model_pixels(images.decode(data, MAX_PIXELS), 224)
+    ours = preprocess.to_model_pixels(images.decode(data, MAX_PIXELS), 224)
     upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data)))
     theirs = reference(images=upright.convert("RGB"), return_tensors="np")["pixel_values"][0]
     np.testing.assert_allclose(normalised(ours, reference), theirs, atol=1e-4)

@@ -10,6 +10,7 @@ import base64
 import logging
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 
@@ -101,7 +102,7 @@ class Client:
         return JobList.model_validate(self._call("GET", "/v1/jobs", params={"dataset": dataset, "limit": limit})).jobs
 
     def image(self, dataset: str, key: str) -> bytes:
-        response = self.http.get(f"/v1/images/{dataset}/{key}", follow_redirects=True)
+        response = self.http.get(f"/v1/images/{quote(dataset, safe='')}/{quote(key, safe='/')}", follow_redirects=True)
         if response.status_code >= 400:
             raise ApiError(response.status_code, response.json().get("detail", response.text))
         return response.content

@@ -160,3 +160,12 @@ class Deleted(BaseModel):
     deleted_entries: int
 
 
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (application/problem+json)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str = Field(description="what is wrong, naming the field or backend at fault")

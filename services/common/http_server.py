@@ -17,10 +17,13 @@ class _Server(uvicorn.Server):
 
 
 class EmbeddedHttpServer:
-    def __init__(self, app, host: str, port: int):
+    def __init__(self, app, host: str, port: int, forwarded_allow_ips: str | None = None):
+        """forwarded_allow_ips: proxies (addresses, or "*") whose X-Forwarded-Proto and -For are
+        believed, so URLs the app builds say https behind a TLS ingress; None: nobody's."""
         # httptools parses HTTP in C: about 0.2 ms less per request than h11 (pure Python) here.
         config = uvicorn.Config(app, host=host, port=port, http="httptools", log_config=None, access_log=False,
-                                lifespan="off")
+                                lifespan="off", proxy_headers=forwarded_allow_ips is not None,
+                                forwarded_allow_ips=forwarded_allow_ips)
         self._server = _Server(config)
         self._task: asyncio.Task | None = None
 

@@ -13,7 +13,8 @@ import prometheus_client
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge
-from services.embedder import images
+from services.common import images
+from services.embedder import preprocess
 from services.embedder.config import EmbedderSettings
 from services.embedder.triton import TritonClip, TritonUnavailable
 
@@ -115,7 +116,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                 if item.HasField("box"):
                     b = item.box
                     image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
-                pixels = images.to_model_pixels(image, image_size)
+                pixels = preprocess.to_model_pixels(image, image_size)
             return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest)
         except ObjectNotFound as error:
             return PreparedImage(error_code=grpc.StatusCode.NOT_FOUND, error=str(error))

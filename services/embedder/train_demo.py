@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.embedder import checkpoints, images
+from services.common import images
+from services.embedder import checkpoints, preprocess
 from vizsearch import demo_data
 from vizsearch.metrics import precision_at
 
@@ -65,12 +66,12 @@ def _sprites():
 def _render(seed_and_index: tuple[int, int]):
     seed, index = seed_and_index
     picture, placed, light = demo_data.scene(seed, index, _sprites())
-    resized = images.resize_shortest_edge(picture, SIZE)
+    resized = preprocess.resize_shortest_edge(picture, SIZE)
     scale = resized.height / picture.height
     rng = np.random.default_rng([seed, index, 1])
     crops = []
     for p in placed:
-        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*p.box), rng.uniform(0, 0.2)), SIZE))
+        crops.append(preprocess.to_model_pixels(images.crop(picture, images.Box(*p.box), rng.uniform(0, 0.2)), SIZE))
     objects = [(p.label, p.box[0] * scale, p.box[2] * scale) for p in placed]
     return np.asarray(resized), objects, light, crops, [p.label for p in placed]
 
@@ -252,7 +253,7 @@ def quick_evaluation(model, tokenizer, normalise, seed: int, count: int) -> dict
 
     scenes = [demo_data.scene(seed, i, _sprites()) for i in range(count)]
     labels = [{p.label for p in placed} for _, placed, _ in scenes]
-    index = embed_images(np.stack([images.to_model_pixels(picture, SIZE) for picture, _, _ in scenes]))
+    index = embed_images(np.stack([preprocess.to_model_pixels(picture, SIZE) for picture, _, _ in scenes]))
     classes = list(demo_data.CLASSES)
     with torch.inference_mode():
         tokens = tokenizer([f"a photo of a {c}" for c in classes], padding=True, return_tensors="pt")
@@ -261,7 +262,7 @@ def quick_evaluation(model, tokenizer, normalise, seed: int, count: int) -> dict
                 for c, t in zip(classes, texts)]
     crops, crop_labels = [], []
     for picture, placed, _ in scenes[:50]:
-        crops.append(images.to_model_pixels(images.crop(picture, images.Box(*placed[0].box)), SIZE))
+        crops.append(preprocess.to_model_pixels(images.crop(picture, images.Box(*placed[0].box)), SIZE))
         crop_labels.append(placed[0].label)
     queries = embed_images(np.stack(crops))
     object_p10 = [precision_at([c in labels[i] for i in (index @ q).argsort(descending=True).tolist()], 10)
@@ -270,7 +271,7 @@ def quick_evaluation(model, tokenizer, normalise, seed: int, count: int) -> dict
     for picture, _, _ in scenes[:100]:
         buffer = io.BytesIO()
         picture.resize((picture.width * 3 // 4, picture.height * 3 // 4)).save(buffer, "JPEG", quality=60)
-        copies.append(images.to_model_pixels(Image.open(buffer).convert("RGB"), SIZE))
+        copies.append(preprocess.to_model_pixels(Image.open(buffer).convert("RGB"), SIZE))
     top = (embed_images(np.stack(copies)) @ index.T).argmax(1)
     return {
         "text_precision_at_10": round(float(np.mean(text_p10)), 3),

@@ -37,7 +37,8 @@ async def main() -> None:
     redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
     limiter = RateLimiter(redis_client, settings.rate_limit_per_minute)
     gateway = Gateway(settings, backends, ObjectStore(settings), keys, limiter)
-    http = EmbeddedHttpServer(http_api.create_app(gateway), settings.host, settings.http_port)
+    http = EmbeddedHttpServer(http_api.create_app(gateway), settings.host, settings.http_port,
+                              settings.forwarded_allow_ips or None)
     await http.start()
 
     def register(server):

@@ -30,8 +30,15 @@ class GatewaySettings(ServiceSettings, StorageSettings):
         "rest of the request. Larger bodies are refused (413) before they are read.",
     )
     max_text_chars: int = Field(1000, description="Longest query text.")
+    max_image_pixels: int = Field(50_000_000, description="Largest image a thumbnail is rendered from (width x height).")
+    max_decoded_bytes: int = Field(512 * 2**20, description="Most memory decoding one image for a thumbnail may take.")
     image_redirect: bool = Field(
         False, description="Answer GET /v1/images/... with a presigned storage URL instead of streaming the bytes."
     )
     storage_threads: int = Field(32, ge=1, description="Concurrent object-storage calls (image fetches).")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", description="Proxies whose X-Forwarded-Proto/-For headers are believed (comma-separated "
+        "addresses, or * behind an ingress that is the only way in): result URLs then say https behind TLS. "
+        "Empty: nobody's.",
+    )
     presign_ttl_s: int = Field(300, ge=1, description="Lifetime of a presigned image URL.")

@@ -4,6 +4,7 @@ deadline, and turn backend failures into errors that name the problem."""
 
 import asyncio
 import functools
+import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,8 @@ from services.common import grpc_client, readiness
 from services.common.status import grpc_code, http_status
 from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc,
                                                    query_pb2, query_pb2_grpc)
-from services.common.storage import ObjectNotFound, ObjectStore, object_name
+from services.common import images
+from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge, object_name, signature
 from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import RateLimiter
@@ -28,6 +30,10 @@ from vizsearch.names import check_dataset_name, check_key
 _DATASET_NAMES_TTL_S = 5.0
 logger = logging.getLogger(__name__)
 IMAGE_CHUNK_BYTES = 256 * 1024
+MIN_THUMBNAIL, MAX_THUMBNAIL = 16, 1024
+# Top-level prefix of the bucket where thumbnails are kept (not a dataset: names starting
+# with "." are none).
+THUMBNAILS = ".thumbnails"
 
 
 class GatewayError(Exception):
@@ -43,6 +49,13 @@ class GatewayError(Exception):
     @classmethod
     def from_code(cls, code: grpc.StatusCode, message: str) -> "GatewayError":
         return cls(http_status(code), message, code=code)
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    content_type: str
+    data: bytes  # empty: the caller's copy (If-None-Match) is current
+    etag: str
 
 
 def check_image_path(dataset: str, key: str) -> None:
@@ -225,14 +238,7 @@ class Gateway:
         """The stored image: its content type, size and a stream of its bytes."""
         check_image_path(dataset, key)
         self._check(principal.check_dataset, dataset)
-        try:
-            response = await self._in_storage_pool(self.store.open, dataset, key)
-        except ObjectNotFound as error:
-            raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
-        except S3Error as error:
-            raise GatewayError(503, f"object storage: {error.code}") from error
-        except Exception as error:
-            raise GatewayError(503, f"object storage: {error}") from error
+        response = await self._storage_call(self.store.open, dataset, key)
 
         async def chunks():
             try:
@@ -244,6 +250,55 @@ class Gateway:
 
         headers = response.headers
         return headers.get("Content-Type", "application/octet-stream"), int(headers.get("Content-Length", 0)), chunks()
+
+    async def thumbnail(self, principal: Principal, dataset: str, key: str, size: int, box: images.Box | None,
+                        image_format: str, if_none_match: str | None = None) -> Thumbnail:
+        """A thumbnail of the stored image (or of a box's region): rendered on first request and
+        kept in the bucket under .thumbnails/, named by the image's storage signature and the
+        request, so a replaced image gets new ones. `data` is empty when if_none_match matches."""
+        check_image_path(dataset, key)
+        self._check(principal.check_dataset, dataset)
+        if not MIN_THUMBNAIL <= size <= MAX_THUMBNAIL:
+            raise GatewayError(422, f"size is {size}: give {MIN_THUMBNAIL} to {MAX_THUMBNAIL} pixels")
+        if image_format not in images.THUMBNAIL_FORMATS:
+            raise GatewayError(422, f"format is {image_format!r}: give webp or jpeg")
+        content_type = images.THUMBNAIL_FORMATS[image_format][1]
+        stat = await self._storage_call(self.store.stat, dataset, key)
+        region = "" if box is None else ",".join(f"{v:g}" for v in (box.x1, box.y1, box.x2, box.y2))
+        identity = f"{dataset}/{key}|{signature(stat.size or 0, stat.etag or '', stat.last_modified)}|{size}|{region}"
+        name = f"{hashlib.sha256(identity.encode()).hexdigest()[:40]}.{image_format}"
+        etag = f'"{name}"'
+        if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
+            return Thumbnail(content_type, b"", etag)
+        try:
+            cached = await self._storage_call(self.store.fetch, THUMBNAILS, name, self.settings.max_image_bytes)
+            return Thumbnail(content_type, cached.data, etag)
+        except GatewayError as error:
+            if error.status != 404:
+                raise
+        original = await self._storage_call(self.store.fetch, dataset, key, self.settings.max_image_bytes)
+        try:
+            data = await self._in_storage_pool(images.thumbnail, original.data, size, box, image_format,
+                                               self.settings.max_image_pixels, self.settings.max_decoded_bytes)
+        except images.BadImage as error:
+            raise GatewayError(422, f"{dataset}/{key}: {error}") from error
+        try:
+            await self._in_storage_pool(self.store.put, THUMBNAILS, name, data, content_type)
+        except Exception as error:  # noqa: BLE001 - a cache that cannot be written costs a render, nothing more
+            logger.warning("thumbnail not kept: %s", error)
+        return Thumbnail(content_type, data, etag)
+
+    async def _storage_call(self, call, dataset: str, key: str, *args):
+        try:
+            return await self._in_storage_pool(call, dataset, key, *args)
+        except ObjectNotFound as error:
+            raise GatewayError(404, f"no image {key!r} in dataset {dataset!r}") from error
+        except ObjectTooLarge as error:
+            raise GatewayError(413, str(error)) from error
+        except S3Error as error:
+            raise GatewayError(503, f"object storage: {error.code}") from error
+        except Exception as error:
+            raise GatewayError(503, f"object storage: {error}") from error
 
     async def image_url(self, principal: Principal, dataset: str, key: str) -> str:
         check_image_path(dataset, key)

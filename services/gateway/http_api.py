@@ -4,26 +4,43 @@ and calls services/gateway/core.py, so both doors answer alike."""
 
 import base64
 import binascii
+import functools
+from pathlib import Path
+from urllib.parse import quote
 from http import HTTPStatus
 from typing import Annotated, Literal
 
+import fastapi_offline
 import prometheus_client
-from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi import Query as QueryParameter
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.common import images
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import Gateway, GatewayError
 from vizsearch.models import (Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure, ImageSpec, Job,
-                              JobList, MAX_OFFSET, ModelInfo, ObjectResult, Query, SearchBody, SearchResponse,
+                              JobList, MAX_OFFSET, ModelInfo, ObjectResult, Problem, Query, SearchBody, SearchResponse,
                               SearchResult)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
+WEB_APP = Path(__file__).parent / "web"  # the web app's files, served as they are (no build step)
+BEARER = HTTPBearer(auto_error=False, description="An API key (when the gateway requires keys).")
+PROBLEMS = {status: {"model": Problem, "description": HTTPStatus(status).phrase}
+            for status in (401, 403, 404, 413, 422, 429, 503, 504)}
+DEFAULT_THUMBNAIL = 256
+# Thumbnails are named by the image's version: a browser may use one for five minutes, and
+# a day more while it checks in the background (a replaced image shows within minutes).
+THUMBNAIL_CACHE_CONTROL = "private, max-age=300, stale-while-revalidate=86400"
 API_PREFIX = "/v1/"
 JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
 SOURCE_NAMES = {query_pb2.OBJECT_SOURCE_GROUND_TRUTH: "ground_truth", query_pb2.OBJECT_SOURCE_PREDICTION: "prediction"}
@@ -80,7 +97,7 @@ def search_response(reply: query_pb2.SearchResponse, base_url: str) -> SearchRes
     return SearchResponse(model=model_info(reply.model), took_ms=reply.took_ms, results=[
         SearchResult(
             dataset=r.dataset, key=r.key, score=r.score, width=r.width, height=r.height,
-            url=f"{base_url}v1/images/{r.dataset}/{r.key}",
+            url=f"{base_url}v1/images/{quote(r.dataset, safe='')}/{quote(r.key, safe='/')}",
             objects=[ObjectResult(box=[o.box.x1, o.box.y1, o.box.x2, o.box.y2], label=o.label,
                                   source=SOURCE_NAMES.get(o.source, ""), score=o.score,
                                   detector_score=o.detector_score if o.HasField("detector_score") else None)
@@ -151,9 +168,11 @@ class Admission:
 
 
 def create_app(gateway: Gateway) -> FastAPI:
-    app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.")
+    app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.",
+                  docs_url=None, redoc_url=None)
     app.mount("/metrics", prometheus_client.make_asgi_app())
     app.add_middleware(Admission, gateway=gateway)
+    api = APIRouter(responses=PROBLEMS)
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request, error: GatewayError):
@@ -169,10 +188,30 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def http_error(request, error: StarletteHTTPException):
         return problem(error.status_code, str(error.detail), headers=getattr(error, "headers", None))
 
-    async def caller(request: Request) -> Principal:
+    async def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]) -> Principal:
         return request.state.principal  # admitted by Admission before the body was read
 
     Caller = Annotated[Principal, Depends(caller)]
+
+    @app.get("/", include_in_schema=False)
+    async def web_app():
+        return FileResponse(WEB_APP / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/app", StaticFiles(directory=WEB_APP), name="web-app")
+    app.mount("/static/docs", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="vizsearch API",
+                                   swagger_js_url="/static/docs/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/docs/swagger-ui.css",
+                                   swagger_favicon_url="/static/docs/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        return get_redoc_html(openapi_url="/openapi.json", title="vizsearch API",
+                              redoc_js_url="/static/docs/redoc.standalone.js",
+                              redoc_favicon_url="/static/docs/favicon.png", with_google_fonts=False)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -185,17 +224,17 @@ def create_app(gateway: Gateway) -> FastAPI:
             return problem(503, f"not ready: {', '.join(down)} not serving", "Service Unavailable")
         return {"status": "ready"}
 
-    @app.get("/v1/model", response_model=ModelInfo)
+    @api.get("/v1/model", response_model=ModelInfo)
     async def get_model(principal: Caller):
         return model_info(await gateway.model(principal))
 
-    @app.post("/v1/search", response_model=SearchResponse)
+    @api.post("/v1/search", response_model=SearchResponse)
     async def search(body: SearchBody, request: Request, principal: Caller):
         request_message = search_request(query_term(body.query), **body.model_dump(exclude={"query"}))
         reply = await gateway.search(principal, request_message)
         return search_response(reply, str(request.base_url))
 
-    @app.post("/v1/search/upload", response_model=SearchResponse)
+    @api.post("/v1/search/upload", response_model=SearchResponse)
     async def search_upload(
         request: Request,
         principal: Caller,
@@ -213,18 +252,15 @@ def create_app(gateway: Gateway) -> FastAPI:
             raise GatewayError(413, f"file is over the {gateway.settings.max_image_bytes}-byte limit")
         image = common_pb2.ImageInput(data=data)
         if box is not None:
-            try:
-                x1, y1, x2, y2 = (float(v) for v in box.split(","))
-            except ValueError as error:
-                raise GatewayError(422, f"box is {box!r}: give x1,y1,x2,y2") from error
-            image.box.CopyFrom(common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2))
+            region = _box(box)
+            image.box.CopyFrom(common_pb2.Box(x1=region.x1, y1=region.y1, x2=region.x2, y2=region.y2))
         term = query_pb2.QueryTerm(object=image) if box is not None else query_pb2.QueryTerm(image=image)
         request_message = search_request(term, datasets=_split(datasets), labels=_split(labels), level=level,
                                          top_k=top_k, offset=offset, min_score=min_score)
         reply = await gateway.search(principal, request_message)
         return search_response(reply, str(request.base_url))
 
-    @app.post("/v1/embeddings", response_model=Embeddings)
+    @api.post("/v1/embeddings", response_model=Embeddings)
     async def embeddings(body: EmbeddingsBody, principal: Caller):
         if body.texts is not None:
             reply = await gateway.embed_texts(principal, embedder_pb2.EmbedTextsRequest(texts=body.texts))
@@ -235,40 +271,80 @@ def create_app(gateway: Gateway) -> FastAPI:
             vectors = [list(r.vector.values) for r in reply.results]
         return Embeddings(model=model_info(reply.model), vectors=vectors)
 
-    @app.get("/v1/datasets", response_model=DatasetList)
+    @api.get("/v1/datasets", response_model=DatasetList)
     async def list_datasets(principal: Caller):
         return DatasetList(datasets=[dataset(d) for d in (await gateway.list_datasets(principal)).datasets])
 
-    @app.get("/v1/datasets/{name}", response_model=Dataset)
+    @api.get("/v1/datasets/{name}", response_model=Dataset)
     async def get_dataset(name: str, principal: Caller):
         return dataset(await gateway.get_dataset(principal, name))
 
-    @app.post("/v1/datasets/{name}/scan", response_model=Job, status_code=202)
+    @api.post("/v1/datasets/{name}/scan", response_model=Job, status_code=202)
     async def scan_dataset(name: str, principal: Caller):
         return job(await gateway.scan(principal, name))
 
-    @app.delete("/v1/datasets/{name}", response_model=Deleted)
+    @api.delete("/v1/datasets/{name}", response_model=Deleted)
     async def delete_dataset(name: str, principal: Caller):
         return Deleted(deleted_entries=(await gateway.delete_dataset(principal, name)).deleted_entries)
 
-    @app.get("/v1/jobs/{job_id}", response_model=Job)
+    @api.get("/v1/jobs/{job_id}", response_model=Job)
     async def get_job(job_id: str, principal: Caller):
         return job(await gateway.get_job(principal, job_id))
 
-    @app.get("/v1/jobs", response_model=JobList)
+    @api.get("/v1/jobs", response_model=JobList)
     async def list_jobs(principal: Caller, dataset: str = "", limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50):
         reply = await gateway.list_jobs(principal, indexer_pb2.ListJobsRequest(dataset=dataset, limit=limit))
         return JobList(jobs=[job(j) for j in reply.jobs])
 
-    @app.get("/v1/images/{dataset_name}/{key:path}", response_class=StreamingResponse,
-             responses={200: {"content": {"image/*": {}}}, 307: {"description": "presigned storage URL"}})
-    async def get_image(dataset_name: str, key: str, principal: Caller):
+    @api.get("/v1/images/{dataset_name}/{key:path}", response_class=StreamingResponse,
+             responses={200: {"content": {"image/*": {}}}, 304: {"description": "the cached thumbnail is current"},
+                        307: {"description": "presigned storage URL"}})
+    async def get_image(
+        dataset_name: str, key: str, request: Request, principal: Caller,
+        size: Annotated[int | None, QueryParameter(description="a thumbnail at most this many pixels on its longer "
+                                                               "side (16 to 1024)")] = None,
+        box: Annotated[str | None, QueryParameter(description="x1,y1,x2,y2: only this region (a crop)")] = None,
+        format: Annotated[Literal["webp", "jpeg"] | None, QueryParameter(
+            description="the thumbnail's format (default: webp if the client accepts it)")] = None,
+    ):
+        if size is not None or box is not None:
+            accepts_webp = "image/webp" in request.headers.get("accept", "")
+            thumb = await gateway.thumbnail(
+                principal, dataset_name, key, size or DEFAULT_THUMBNAIL, _box(box) if box is not None else None,
+                format or ("webp" if accepts_webp else "jpeg"), request.headers.get("if-none-match"))
+            headers = {"ETag": thumb.etag, "Cache-Control": THUMBNAIL_CACHE_CONTROL, "Vary": "Accept"}
+            if not thumb.data:
+                return Response(status_code=304, headers=headers)
+            return Response(thumb.data, media_type=thumb.content_type, headers=headers)
         if gateway.settings.image_redirect:
             return RedirectResponse(await gateway.image_url(principal, dataset_name, key), status_code=307)
-        content_type, size, chunks = await gateway.image(principal, dataset_name, key)
-        return StreamingResponse(chunks, media_type=content_type, headers={"Content-Length": str(size)})
+        content_type, size_bytes, chunks = await gateway.image(principal, dataset_name, key)
+        return StreamingResponse(chunks, media_type=content_type, headers={"Content-Length": str(size_bytes)})
 
+    app.include_router(api)
+    app.openapi = functools.partial(_openapi, app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, with errors declared as what they are: application/problem+json."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for operation in (op for path in document["paths"].values() for op in path.values()):
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status.isdigit() and int(status) >= 400 and "application/json" in content:
+                    content[PROBLEM] = content.pop("application/json")
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _box(text: str) -> images.Box:
+    try:
+        x1, y1, x2, y2 = (float(v) for v in text.split(","))
+    except ValueError as error:
+        raise GatewayError(422, f"box is {text[:60]!r}: give x1,y1,x2,y2") from error
+    return images.Box(x1, y1, x2, y2)
 
 
 def _split(text: str) -> list[str]:

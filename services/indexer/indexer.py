@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # A worker that wrote for a dataset just deleted and died before taking it back leaves
 # entries; the reconciler deletes a dataset's entries again for this long after.
 _DELETED_WATCH_S = 600.0
+RESERVED_PREFIXES = (".", "_")
 
 
 class UnknownDataset(LookupError):
@@ -176,6 +177,8 @@ class Indexer:
         not busy, removes whatever a dead worker wrote for a dataset deleted lately,
         and serves a new model's collections once they are complete."""
         for name in self.state.store.datasets():
+            if name.startswith(RESERVED_PREFIXES):
+                continue  # the gateway's thumbnails, tools' droppings: never datasets
             try:
                 if self.catalog.register(name):
                     logger.info("found new dataset %s", name)

@@ -70,5 +70,7 @@ next, for example:
   .venv/bin/vizsearch --url {url} search "a bicycle at dusk" --dataset {DATASET}
   .venv/bin/vizsearch --url {url} search --image {Path(folder, object_key)} --box {box_arg} --dataset {DATASET}
   .venv/bin/vizsearch --url {url} ingest ./my-photos --dataset photos
-  open {url}/docs        (the API),  make eval  (retrieval quality),  make down  (stop)""")
+  open {url}/docs        (the API),  make eval  (retrieval quality),  make down  (stop)
+
+the web app, with the demo dataset ready to search:  {url}/""")
     return 0

@@ -28,17 +28,17 @@ from services.common.genproto.vizsearch.v1 import indexer_pb2 as vizsearch_dot_v
 from services.common.genproto.vizsearch.v1 import query_pb2 as vizsearch_dot_v1_dot_query__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avizsearch/v1/gateway.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\x1a\x1bvizsearch/v1/embedder.proto\x1a\x1avizsearch/v1/indexer.proto\x1a\x18vizsearch/v1/query.proto\"7\n\x0fGetImageRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ObjectRef\"0\n\nImageChunk\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x32\xc2\x06\n\x07Gateway\x12\x46\n\x08GetModel\x12!.vizsearch.v1.GetModelInfoRequest\x1a\x17.vizsearch.v1.ModelInfo\x12\x43\n\x06Search\x12\x1b.vizsearch.v1.SearchRequest\x1a\x1c.vizsearch.v1.SearchResponse\x12O\n\nEmbedTexts\x12\x1f.vizsearch.v1.EmbedTextsRequest\x1a .vizsearch.v1.EmbedTextsResponse\x12R\n\x0b\x45mbedImages\x12 .vizsearch.v1.EmbedImagesRequest\x1a!.vizsearch.v1.EmbedImagesResponse\x12U\n\x0cListDatasets\x12!.vizsearch.v1.ListDatasetsRequest\x1a\".vizsearch.v1.ListDatasetsResponse\x12\x44\n\nGetDataset\x12\x1f.vizsearch.v1.GetDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12\x42\n\x0bScanDataset\x12 .vizsearch.v1.ScanDatasetRequest\x1a\x11.vizsearch.v1.Job\x12X\n\rDeleteDataset\x12\".vizsearch.v1.DeleteDatasetRequest\x1a#.vizsearch.v1.DeleteDatasetResponse\x12\x38\n\x06GetJob\x12\x1b.vizsearch.v1.GetJobRequest\x1a\x11.vizsearch.v1.Job\x12I\n\x08ListJobs\x12\x1d.vizsearch.v1.ListJobsRequest\x1a\x1e.vizsearch.v1.ListJobsResponse\x12\x45\n\x08GetImage\x12\x1d.vizsearch.v1.GetImageRequest\x1a\x18.vizsearch.v1.ImageChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avizsearch/v1/gateway.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\x1a\x1bvizsearch/v1/embedder.proto\x1a\x1avizsearch/v1/indexer.proto\x1a\x18vizsearch/v1/query.proto\"\x82\x01\n\x0fGetImageRequest\x12$\n\x03ref\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ObjectRef\x12\x0c\n\x04size\x18\x02 \x01(\r\x12#\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x11.vizsearch.v1.BoxH\x00\x88\x01\x01\x12\x0e\n\x06\x66ormat\x18\x04 \x01(\tB\x06\n\x04_box\"0\n\nImageChunk\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x32\xc2\x06\n\x07Gateway\x12\x46\n\x08GetModel\x12!.vizsearch.v1.GetModelInfoRequest\x1a\x17.vizsearch.v1.ModelInfo\x12\x43\n\x06Search\x12\x1b.vizsearch.v1.SearchRequest\x1a\x1c.vizsearch.v1.SearchResponse\x12O\n\nEmbedTexts\x12\x1f.vizsearch.v1.EmbedTextsRequest\x1a .vizsearch.v1.EmbedTextsResponse\x12R\n\x0b\x45mbedImages\x12 .vizsearch.v1.EmbedImagesRequest\x1a!.vizsearch.v1.EmbedImagesResponse\x12U\n\x0cListDatasets\x12!.vizsearch.v1.ListDatasetsRequest\x1a\".vizsearch.v1.ListDatasetsResponse\x12\x44\n\nGetDataset\x12\x1f.vizsearch.v1.GetDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12\x42\n\x0bScanDataset\x12 .vizsearch.v1.ScanDatasetRequest\x1a\x11.vizsearch.v1.Job\x12X\n\rDeleteDataset\x12\".vizsearch.v1.DeleteDatasetRequest\x1a#.vizsearch.v1.DeleteDatasetResponse\x12\x38\n\x06GetJob\x12\x1b.vizsearch.v1.GetJobRequest\x1a\x11.vizsearch.v1.Job\x12I\n\x08ListJobs\x12\x1d.vizsearch.v1.ListJobsRequest\x1a\x1e.vizsearch.v1.ListJobsResponse\x12\x45\n\x08GetImage\x12\x1d.vizsearch.v1.GetImageRequest\x1a\x18.vizsearch.v1.ImageChunk0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vizsearch.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETIMAGEREQUEST']._serialized_start=154
-  _globals['_GETIMAGEREQUEST']._serialized_end=209
-  _globals['_IMAGECHUNK']._serialized_start=211
-  _globals['_IMAGECHUNK']._serialized_end=259
-  _globals['_GATEWAY']._serialized_start=262
-  _globals['_GATEWAY']._serialized_end=1096
+  _globals['_GETIMAGEREQUEST']._serialized_start=155
+  _globals['_GETIMAGEREQUEST']._serialized_end=285
+  _globals['_IMAGECHUNK']._serialized_start=287
+  _globals['_IMAGECHUNK']._serialized_end=335
+  _globals['_GATEWAY']._serialized_start=338
+  _globals['_GATEWAY']._serialized_end=1172
 # @@protoc_insertion_point(module_scope)

@@ -10,10 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetImageRequest(_message.Message):
-    __slots__ = ("ref",)
+    __slots__ = ("ref", "size", "box", "format")
     REF_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
     ref: _common_pb2.ObjectRef
-    def __init__(self, ref: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ...) -> None: ...
+    size: int
+    box: _common_pb2.Box
+    format: str
+    def __init__(self, ref: _Optional[_Union[_common_pb2.ObjectRef, _Mapping]] = ..., size: _Optional[int] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., format: _Optional[str] = ...) -> None: ...
 
 class ImageChunk(_message.Message):
     __slots__ = ("content_type", "data")

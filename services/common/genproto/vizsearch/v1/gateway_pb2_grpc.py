@@ -159,7 +159,8 @@ class GatewayServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetImage(self, request, context):
-        """Streams the stored image in chunks; the first chunk carries its content type.
+        """Streams the stored image in chunks (or its thumbnail, or a box's crop); the first
+        chunk carries the content type.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,107 @@
+// The gateway's HTTP API, as the page uses it: JSON in and out, the API key (kept in
+// sessionStorage, so it ends with the tab) as a Bearer token, errors as problem details.
+
+const KEY_ITEM = "vizsearch.apiKey";
+const THUMBNAILS_KEPT = 600;
+
+export class ApiError extends Error {
+  constructor(status, detail, title) {
+    super(detail || title || `HTTP ${status}`);
+    this.status = status;
+    this.title = title || "";
+  }
+}
+
+let unauthorized = () => {};
+
+export function apiKey() {
+  return sessionStorage.getItem(KEY_ITEM) || "";
+}
+
+export function setApiKey(key) {
+  if (key) sessionStorage.setItem(KEY_ITEM, key);
+  else sessionStorage.removeItem(KEY_ITEM);
+  thumbnails.clear();
+}
+
+/** fn(error) runs whenever a call is refused for want of a valid key (401). */
+export function onUnauthorized(fn) {
+  unauthorized = fn;
+}
+
+function headers() {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function failure(response) {
+  let problem = {};
+  try {
+    problem = await response.json();
+  } catch {
+    // not a problem document: the status says enough
+  }
+  const error = new ApiError(response.status, problem.detail || response.statusText, problem.title);
+  if (response.status === 401) unauthorized(error);
+  return error;
+}
+
+export async function call(method, path, body, { signal } = {}) {
+  const init = { method, headers: headers(), signal };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  if (!response.ok) throw await failure(response);
+  return response.json();
+}
+
+export const search = (body, options) => call("POST", "/v1/search", body, options);
+export const datasets = () => call("GET", "/v1/datasets");
+export const jobs = (dataset, limit = 10) => call("GET", `/v1/jobs?dataset=${encodeURIComponent(dataset)}&limit=${limit}`);
+export const scan = (dataset) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/scan`);
+export const deleteDataset = (dataset) => call("DELETE", `/v1/datasets/${encodeURIComponent(dataset)}`);
+export const model = () => call("GET", "/v1/model");
+
+/** The path of a stored image (or of its thumbnail, or of a box's crop), every part percent-encoded. */
+export function imagePath(dataset, key, { size, box } = {}) {
+  const path = `/v1/images/${encodeURIComponent(dataset)}/${key.split("/").map(encodeURIComponent).join("/")}`;
+  const query = new URLSearchParams();
+  if (size) query.set("size", size);
+  if (box) query.set("box", box.map((v) => Math.round(v * 100) / 100).join(","));
+  return query.size ? `${path}?${query}` : path;
+}
+
+// Object URLs of thumbnails fetched in this tab (the browser's HTTP cache keeps them longer).
+const thumbnails = new Map();
+
+/** An object URL for the image: fetched with the key (an <img> cannot send one). */
+export function imageUrl(dataset, key, options) {
+  const path = imagePath(dataset, key, options);
+  let url = thumbnails.get(path);
+  if (!url) {
+    url = fetch(path, { headers: headers() }).then(async (response) => {
+      if (!response.ok) throw await failure(response);
+      return URL.createObjectURL(await response.blob());
+    });
+    url.catch(() => thumbnails.delete(path));
+    thumbnails.set(path, url);
+    if (thumbnails.size > THUMBNAILS_KEPT) {
+      const [oldest, first] = thumbnails.entries().next().value;
+      thumbnails.delete(oldest);
+      first.then(URL.revokeObjectURL, () => {});
+    }
+  }
+  return url;
+}
+
+/** A File as base64, for an image query by value. */
+export function base64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}

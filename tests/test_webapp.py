@@ -1,0 +1,276 @@
+"""The web app, driven in a real headless Chromium (Debian's, through Playwright) against the
+test stack's gateway, keys on. Each state tested is saved as a screenshot under
+.run/test-artifacts/screenshots (or $VIZSEARCH_TEST_ARTIFACTS)."""
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from services.common.config import StorageSettings
+from services.common.storage import ObjectStore
+from tests.conftest import TEST_KEYS
+from vizsearch import cli, demo_data
+from vizsearch.client import Client
+
+pytestmark = pytest.mark.stack
+CHROMIUM = "/usr/bin/chromium"
+DATASET = "webapp"
+ARTIFACTS = Path(os.environ.get("VIZSEARCH_TEST_ARTIFACTS", Path(__file__).parents[1] / ".run" / "test-artifacts"))
+ADMIN_KEY = TEST_KEYS["admin"][0]
+
+
+@pytest.fixture(scope="module")
+def dataset(stack, tmp_path_factory) -> dict:
+    """40 generated street scenes with their boxes, indexed; returns their COCO annotations."""
+    folder = tmp_path_factory.mktemp("webapp-data")
+    coco = demo_data.generate(folder, 40, seed=21)
+    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
+    cli.upload(store, folder, DATASET, threads=8, include=lambda key: not key.endswith("captions.json"))
+    with Client(gateway(stack), ADMIN_KEY) as client:
+        job = client.scan(DATASET)
+        deadline = time.monotonic() + 240
+        while (job := client.job(job.id)).state in ("queued", "running"):
+            assert time.monotonic() < deadline, "the web app's dataset was not indexed"
+            time.sleep(0.5)
+        assert job.state == "succeeded", job
+    return coco
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: make setup installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack, dataset) -> Page:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=gateway(stack))
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def gateway(stack) -> str:
+    return f"http://127.0.0.1:{stack.settings.gateway_http_port}"
+
+
+def with_key(page: Page, key: str = ADMIN_KEY) -> Page:
+    page.add_init_script(f"sessionStorage.setItem('vizsearch.apiKey', {json.dumps(key)})")
+    return page
+
+
+def screenshot(page: Page, name: str) -> None:
+    folder = ARTIFACTS / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"{name}.png"))
+
+
+def search_url(terms: list[dict], **filters) -> str:
+    params = [f"q={quote(json.dumps(terms))}", f"datasets={DATASET}"]
+    params += [f"{k}={quote(str(v))}" for k, v in filters.items()]
+    return "/?" + "&".join(params)
+
+
+def wait_for_results(page: Page, at_least: int = 1) -> list[str]:
+    """Waits until the grid shows results with every thumbnail painted; returns their keys."""
+    page.wait_for_function(
+        """n => {
+          const cards = [...document.querySelectorAll('#grid .card')];
+          return cards.length >= n && cards.every(c => { const i = c.querySelector('img'); return i.complete && i.naturalWidth > 0; });
+        }""", arg=at_least, timeout=60_000)
+    return page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.key)")
+
+
+def first_box(coco: dict, label: str) -> tuple[str, list[float], int, int]:
+    category = next(c["id"] for c in coco["categories"] if c["name"] == label)
+    annotation = next(a for a in coco["annotations"] if a["category_id"] == category)
+    image = next(i for i in coco["images"] if i["id"] == annotation["image_id"])
+    x, y, w, h = annotation["bbox"]
+    return image["file_name"], [x, y, x + w, y + h], image["width"], image["height"]
+
+
+def test_a_text_search_shows_thumbnails_with_their_boxes(page):
+    with_key(page).goto(f"/?datasets={DATASET}")
+    page.fill("#terms input.text", "a bus on a road")
+    page.press("#terms input.text", "Enter")
+    keys = wait_for_results(page, 20)
+    assert len(keys) >= 20 and len(set(keys)) == len(keys)
+    first = page.locator("#grid .card").first
+    assert float(first.locator(".score").inner_text()) > 0
+    assert DATASET in first.locator(".where").inner_text()
+    assert page.locator("#grid .card svg.boxes rect").count() > 20, "annotated boxes are drawn"
+    assert "q=" in page.url and "bus" in page.url
+    screenshot(page, "01-text-search")
+    # Scrolling to the end fetches the next page (offset): 40 images, 50 a page, so the grid
+    # holds them all and says there is no more.
+    assert len(keys) == 40 and "40 results" in page.inner_text("#status")
+
+
+def test_a_drawn_box_searches_by_that_region_and_finds_its_image_first(page, dataset):
+    key, box, width, height = first_box(dataset, "bus")
+    with_key(page).goto(search_url([{"image": {"dataset": DATASET, "key": key}}]))
+    assert wait_for_results(page)[0] == key
+    page.locator("#grid .card").first.locator(".frame").click()
+    page.wait_for_selector("#viewer[data-ready]")
+    screenshot(page, "02-viewer-with-annotations")
+    overlay = page.locator("#viewer .overlay").bounding_box()
+    scale_x, scale_y = overlay["width"] / width, overlay["height"] / height
+    # A box drawn by hand around the bus: a little off its annotation, as a person draws.
+    page.mouse.move(overlay["x"] + (box[0] + 3) * scale_x, overlay["y"] + (box[1] + 2) * scale_y)
+    page.mouse.down()
+    page.mouse.move(overlay["x"] + (box[2] - 2) * scale_x, overlay["y"] + (box[3] - 3) * scale_y, steps=10)
+    page.mouse.up()
+    drawn = [float(v) for v in page.get_attribute("#viewer .overlay", "data-box").split(",")]
+    assert all(abs(a - b) < 8 for a, b in zip(drawn, box)), (drawn, box)
+    # Adjust it: drag its bottom-right corner a little further out.
+    handle = page.locator("#viewer .handle[data-corner=se]").bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(handle["x"] + handle["width"] / 2 + 2 * scale_x, handle["y"] + handle["height"] / 2 + 2 * scale_y,
+                    steps=4)
+    page.mouse.up()
+    adjusted = [float(v) for v in page.get_attribute("#viewer .overlay", "data-box").split(",")]
+    assert adjusted[:2] == drawn[:2] and adjusted[2] > drawn[2] and adjusted[3] > drawn[3]
+    screenshot(page, "03-viewer-drawn-box")
+    page.click("#search-region")
+    keys = wait_for_results(page)
+    assert keys[0] == key, "the region's own image comes first"
+    assert "objects" in page.inner_text("#status")
+    assert page.locator("#grid .card").first.locator("svg.boxes .match").count() >= 1, "matching boxes highlighted"
+    screenshot(page, "04-object-search-by-drawn-box")
+
+
+def test_clicking_an_annotated_box_searches_by_it_and_the_keyboard_draws_too(page, dataset):
+    key, box, _, _ = first_box(dataset, "taxi")
+    with_key(page).goto(search_url([{"image": {"dataset": DATASET, "key": key}}]))
+    wait_for_results(page)
+    page.locator("#grid .card").first.locator(".frame").click()
+    page.wait_for_selector("#viewer[data-ready]")
+    page.locator(f"#viewer .annotation:has(text:text-is('taxi')) rect").first.click()
+    assert [round(float(v)) for v in page.get_attribute("#viewer .overlay", "data-box").split(",")] == \
+        [round(v) for v in box]
+    page.keyboard.press("Enter")
+    keys = wait_for_results(page)
+    assert keys[0] == key
+    assert page.locator("#grid .card").first.locator(".score").inner_text() == "1.000", "its stored vector"
+    # Keyboard only: N draws a box, arrows move it, Shift+arrows resize it, Enter searches.
+    page.locator("#grid .card").nth(1).locator(".frame").click()
+    page.wait_for_selector("#viewer[data-ready]")
+    page.focus("#viewer .overlay")
+    page.keyboard.press("n")
+    start = page.get_attribute("#viewer .overlay", "data-box")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Shift+ArrowDown")
+    moved = page.get_attribute("#viewer .overlay", "data-box")
+    assert start and moved != start
+    page.keyboard.press("Enter")
+    assert wait_for_results(page)
+
+
+def test_more_like_this_searches_by_the_result(page):
+    with_key(page).goto(search_url([{"text": "a dog"}]))
+    keys = wait_for_results(page, 5)
+    page.locator("#grid .card").nth(3).locator(".more-like-this").click()
+    page.wait_for_function("k => document.querySelector('#grid .card')?.dataset.key === k", arg=keys[3])
+    similar = wait_for_results(page)
+    assert similar[0] == keys[3] and '"image"' in page.evaluate("new URLSearchParams(location.search).get('q')")
+    screenshot(page, "05-more-like-this")
+
+
+def test_a_negative_term_changes_the_ranking(page):
+    with_key(page).goto(search_url([{"text": "a taxi on a road"}]))
+    before = wait_for_results(page, 10)[:10]
+    page.click("#add-term")
+    page.locator("#terms input.text").nth(1).fill("at night")
+    page.locator("#terms .weight").nth(1).fill("-1")
+    page.locator("#terms input.text").nth(1).press("Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('q').includes('at night')")
+    after = wait_for_results(page, 10)[:10]
+    assert after != before
+    terms = json.loads(page.evaluate("new URLSearchParams(location.search).get('q')"))
+    assert terms == [{"text": "a taxi on a road", "weight": 1}, {"text": "at night", "weight": -1}]
+    assert page.locator("#terms .term.negative").count() == 1
+    screenshot(page, "06-negative-term")
+
+
+def test_filters_narrow_the_results_and_survive_a_reload(page):
+    with_key(page).goto(search_url([{"text": "a vehicle on a road"}]))
+    everything = wait_for_results(page, 10)
+    page.fill("#filter-labels", "bus")
+    page.press("#filter-labels", "Enter")
+    page.wait_for_function("() => location.search.includes('labels=bus')")
+    buses = wait_for_results(page)
+    assert len(buses) < len(everything)
+    labels = page.eval_on_selector_all("#grid svg.boxes text", "ts => ts.map(t => t.textContent)")
+    assert labels and set(labels) == {"bus"}, "at the objects level, only the matching boxes"
+    assert "objects" in page.inner_text("#status")
+    screenshot(page, "07-filtered-by-label")
+    page.reload()
+    assert wait_for_results(page) == buses
+    assert page.input_value("#filter-labels") == "bus"
+    assert page.is_checked(f"#filter-datasets input[value={DATASET}]")
+
+
+def test_an_api_error_is_shown_as_its_detail(page):
+    with_key(page).goto(search_url([{"text": "a bus"}], level="images", labels="bus"))
+    expect(page.locator("#error")).to_be_visible()
+    assert "filters.labels applies to object entries: set level to objects" in page.inner_text("#error-text")
+    screenshot(page, "08-api-error")
+
+
+def test_the_datasets_page_shows_a_running_job_moving(page, stack, tmp_path):
+    with_key(page).goto("/?view=datasets")
+    page.wait_for_selector(".dataset")
+    folder = tmp_path / "drop"
+    demo_data.generate(folder, 240, seed=33)
+    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
+    cli.upload(store, folder / "images", "webapp-progress", threads=8)
+    # Nobody asks: the reconciler finds the drop and indexes it; the page shows it happen.
+    card = page.locator(".dataset[data-name='webapp-progress']")
+    row = card.locator("tr.job").first
+    seen, deadline = [], time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if row.count():
+            seen.append((row.get_attribute("data-state"), float(row.locator("progress").get_attribute("value"))))
+            if seen[-1][0] == "running" and 0 < seen[-1][1] < 1 and not any(s == "running" for s, _ in seen[:-1]):
+                screenshot(page, "09-datasets-job-running")
+            if seen[-1][0] == "succeeded":
+                break
+        time.sleep(0.2)
+    running = sorted({value for state, value in seen if state == "running" and value > 0})
+    assert len(running) >= 2, f"progress moved: {seen}"
+    assert seen[-1] == ("succeeded", 1.0)
+    expect(card.locator("dd.images")).to_have_text("240")
+    assert re.search(r"\d+(\.\d)? images/s", row.locator(".rate").inner_text())
+    screenshot(page, "10-datasets-job-done")
+
+
+def test_with_keys_on_the_page_asks_for_one_and_a_scoped_key_sees_only_its_datasets(page):
+    page.goto("/?view=datasets")
+    expect(page.locator("#key-dialog")).to_be_visible()
+    screenshot(page, "11-asks-for-a-key")
+    page.fill("#key-input", "not-a-key")
+    page.click("#key-submit")
+    expect(page.locator("#key-error")).to_contain_text("That key was refused: unknown API key")
+    page.fill("#key-input", TEST_KEYS["street-only"][0])
+    page.click("#key-submit")
+    expect(page.locator("#key-dialog")).to_be_hidden()
+    page.wait_for_selector(".dataset-list .dataset, .dataset-list .status:text('No dataset yet.')")
+    names = page.eval_on_selector_all(".dataset", "ds => ds.map(d => d.dataset.name)")
+    assert set(names) <= {"street"} and DATASET not in names
+    assert page.evaluate("sessionStorage.getItem('vizsearch.apiKey')") == TEST_KEYS["street-only"][0]
+    assert page.evaluate("localStorage.length") == 0, "nothing kept beyond the session"
+    page.goto("/")
+    datasets = page.eval_on_selector_all("#filter-datasets input", "is => is.map(i => i.value)")
+    assert DATASET not in datasets
+    screenshot(page, "12-scoped-key")
