@@ -3,16 +3,19 @@
 https URLs behind a TLS proxy, and documentation that works offline and declares the
 API's security and errors."""
 
+import base64
 import io
 import re
 import time
 from urllib.parse import quote
 
+import grpc
 import httpx
 import pytest
 from PIL import Image
 
 from services.common.config import StorageSettings
+from services.common.genproto.vizsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.storage import ObjectStore
 from tests import imagegen
 from tests.conftest import TEST_KEYS
@@ -130,3 +133,44 @@ def test_the_web_app_is_served_with_its_modules(api):
     assert page.status_code == 200 and '<script type="module" src="/app/app.js">' in page.text
     for module in ("app.js", "api.js", "search.js", "viewer.js", "datasets.js", "query.js", "dom.js", "app.css"):
         assert api.get(f"/app/{module}").status_code == 200, module
+
+
+def test_the_workers_render_the_grid_thumbnail_as_they_index(indexed):
+    from services.common import thumbnails
+    from services.common.storage import signature
+
+    stat = indexed.stat(DATASET, KEY)
+    name = thumbnails.name(DATASET, KEY, signature(stat.size, stat.etag, stat.last_modified), thumbnails.GRID_SIZE,
+                           None, thumbnails.GRID_FORMAT)
+    kept = indexed.fetch(thumbnails.PREFIX, name, 10**6).data
+    assert Image.open(io.BytesIO(kept)).size == (256, 192)
+
+
+def test_a_page_of_thumbnails_comes_in_one_request_each_with_its_own_error(api, indexed):
+    reply = api.post("/v1/thumbnails", json={"images": [{"dataset": DATASET, "key": KEY},
+                                                        {"dataset": DATASET, "key": "missing.jpg"},
+                                                        {"dataset": DATASET, "key": KEY, "box": [0, 0, 64, 48]}],
+                                             "size": 128, "format": "webp"}).json()
+    first, missing, crop = reply["thumbnails"]
+    assert first["content_type"] == "image/webp" and first["etag"] and first["error"] is None
+    assert Image.open(io.BytesIO(base64.b64decode(first["data"]))).size == (128, 96)
+    assert missing["data"] == "" and missing["error"]["status"] == 404 and "missing.jpg" in missing["error"]["detail"]
+    assert Image.open(io.BytesIO(base64.b64decode(crop["data"]))).size == (64, 48)
+    too_many = api.post("/v1/thumbnails", json={"images": [{"dataset": DATASET, "key": KEY}] * 101})
+    assert too_many.status_code == 422 and "images" in too_many.json()["detail"]
+
+
+def test_thumbnails_over_grpc_match_http(stack, api, indexed):
+    with grpc.insecure_channel(f"127.0.0.1:{stack.settings.gateway_grpc_port}") as channel:
+        stub = gateway_pb2_grpc.GatewayStub(channel)
+        ref = common_pb2.ObjectRef(dataset=DATASET, key=KEY)
+        reply = stub.GetThumbnails(gateway_pb2.GetThumbnailsRequest(images=[
+            gateway_pb2.GetImageRequest(ref=ref, size=128, format="webp"),
+            gateway_pb2.GetImageRequest(ref=common_pb2.ObjectRef(dataset=DATASET, key="missing.jpg"))]),
+            metadata=[("authorization", ADMIN["Authorization"])], timeout=30)
+        chunks = list(stub.GetImage(gateway_pb2.GetImageRequest(ref=ref, size=128, format="webp"),
+                                    metadata=[("authorization", ADMIN["Authorization"])], timeout=30))
+    http = api.post("/v1/thumbnails", json={"images": [{"dataset": DATASET, "key": KEY}], "size": 128,
+                                            "format": "webp"}).json()["thumbnails"][0]
+    assert reply.thumbnails[0].data == base64.b64decode(http["data"]) == chunks[0].data
+    assert reply.thumbnails[1].error.code == grpc.StatusCode.NOT_FOUND.value[0]

@@ -169,3 +169,28 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str = Field(description="what is wrong, naming the field or backend at fault")
+
+
+class ThumbnailSpec(BaseModel):
+    dataset: DatasetName
+    key: Text
+    box: Box | None = Field(None, description="only this region of the image (a crop)")
+
+
+class ThumbnailsBody(BaseModel):
+    images: list[ThumbnailSpec] = Field(min_length=1, max_length=100)
+    size: int = Field(256, ge=16, le=1024, description="pixels on the longer side, at most")
+    format: Literal["webp", "jpeg"] | None = Field(None, description="default: webp if the client accepts it")
+
+
+class ThumbnailItem(BaseModel):
+    """One image's thumbnail (base64), or why it has none."""
+
+    content_type: str = ""
+    data: str = ""
+    etag: str = ""
+    error: Problem | None = None
+
+
+class Thumbnails(BaseModel):
+    thumbnails: list[ThumbnailItem]

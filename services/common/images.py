@@ -153,7 +153,9 @@ def grow(box: Box, margin: float, width: int, height: int) -> Box:
                min(float(height), box.y2 + dy))
 
 
-THUMBNAIL_FORMATS = {"webp": ("WEBP", "image/webp", {"quality": 80, "method": 3}),
+# WebP's method 1 encodes a 320-pixel thumbnail in about 1.5 ms here (method 3: 6 ms) for
+# about a fifth more bytes: thumbnails are rendered while a person waits.
+THUMBNAIL_FORMATS = {"webp": ("WEBP", "image/webp", {"quality": 80, "method": 1}),
                      "jpeg": ("JPEG", "image/jpeg", {"quality": 85, "optimize": True})}
 
 
@@ -163,7 +165,10 @@ def thumbnail(data: bytes, size: int, box: Box | None, image_format: str, max_pi
     longer side, encoded as `image_format` ("webp" or "jpeg")."""
     header, _ = open_image(data, max_pixels, max_decoded_bytes)
     if box is None and header.format == "JPEG":
-        header.draft("RGB", (size, size))  # decode at 1/2 to 1/8 scale: a fraction of the work
+        # Decode at 1/2 to 1/8 scale, never below the thumbnail's size: a fraction of the work.
+        width, height = header.size
+        scale = size / max(width, height)
+        header.draft("RGB", (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
     image = load_rgb(header)
     if box is not None:
         image = crop(image, box)

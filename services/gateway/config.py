@@ -36,6 +36,11 @@ class GatewaySettings(ServiceSettings, StorageSettings):
         False, description="Answer GET /v1/images/... with a presigned storage URL instead of streaming the bytes."
     )
     storage_threads: int = Field(32, ge=1, description="Concurrent object-storage calls (image fetches).")
+    thumbnail_memory_bytes: int = Field(
+        64 * 2**20, ge=0, description="Thumbnails kept in memory, least recently used out (0: none).")
+    thumbnail_memory_ttl_s: float = Field(
+        60.0, ge=0, description="How long a thumbnail is served from memory without asking storage whether its image "
+        "changed.")
     forwarded_allow_ips: str = Field(
         "127.0.0.1", description="Proxies whose X-Forwarded-Proto/-For headers are believed (comma-separated "
         "addresses, or * behind an ingress that is the only way in): result URLs then say https behind TLS. "

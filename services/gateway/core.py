@@ -4,12 +4,12 @@ deadline, and turn backend failures into errors that name the problem."""
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from collections.abc import AsyncIterator
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import grpc
@@ -20,7 +20,7 @@ from services.common import grpc_client, readiness
 from services.common.status import grpc_code, http_status
 from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc,
                                                    query_pb2, query_pb2_grpc)
-from services.common import images
+from services.common import images, thumbnails
 from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge, object_name, signature
 from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
 from services.gateway.config import GatewaySettings
@@ -30,10 +30,8 @@ from vizsearch.names import check_dataset_name, check_key
 _DATASET_NAMES_TTL_S = 5.0
 logger = logging.getLogger(__name__)
 IMAGE_CHUNK_BYTES = 256 * 1024
-MIN_THUMBNAIL, MAX_THUMBNAIL = 16, 1024
-# Top-level prefix of the bucket where thumbnails are kept (not a dataset: names starting
-# with "." are none).
-THUMBNAILS = ".thumbnails"
+MIN_THUMBNAIL, MAX_THUMBNAIL, DEFAULT_THUMBNAIL = 16, 1024, thumbnails.GRID_SIZE
+MAX_THUMBNAILS_PER_CALL = 100
 
 
 class GatewayError(Exception):
@@ -56,6 +54,45 @@ class Thumbnail:
     content_type: str
     data: bytes  # empty: the caller's copy (If-None-Match) is current
     etag: str
+
+
+class RecentThumbnails:
+    """Thumbnails served lately, kept in memory for a while (least recently used out past a
+    size): a page of results scrolled back to, or shown to a second person, costs no storage
+    call. An image replaced meanwhile shows its old thumbnail until the entry expires."""
+
+    def __init__(self, max_bytes: int, ttl_s: float):
+        self.max_bytes = max_bytes
+        self.ttl_s = ttl_s
+        self._entries: OrderedDict[tuple, tuple[float, Thumbnail]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, request: tuple) -> Thumbnail | None:
+        entry = self._entries.get(request)
+        if entry is None:
+            return None
+        if time.monotonic() - entry[0] > self.ttl_s:
+            self._drop(request)
+            return None
+        self._entries.move_to_end(request)
+        return entry[1]
+
+    def put(self, request: tuple, thumbnail: Thumbnail) -> Thumbnail:
+        if request in self._entries:
+            self._drop(request)
+        self._entries[request] = (time.monotonic(), thumbnail)
+        self._bytes += len(thumbnail.data)
+        while self._bytes > self.max_bytes and self._entries:
+            self._drop(next(iter(self._entries)))
+        return thumbnail
+
+    def _drop(self, request: tuple) -> None:
+        _, thumbnail = self._entries.pop(request)
+        self._bytes -= len(thumbnail.data)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    return bool(if_none_match) and etag in (t.strip() for t in if_none_match.split(","))
 
 
 def check_image_path(dataset: str, key: str) -> None:
@@ -99,6 +136,7 @@ class Gateway:
         self.keys = keys
         self.limiter = limiter
         self._dataset_names: tuple[float, frozenset[str]] | None = None
+        self._recent_thumbnails = RecentThumbnails(settings.thumbnail_memory_bytes, settings.thumbnail_memory_ttl_s)
         # Storage calls block: a pool of their own, so slow ones never hold up other work.
         self._storage = ThreadPoolExecutor(settings.storage_threads, thread_name_prefix="storage")
 
@@ -253,9 +291,9 @@ class Gateway:
 
     async def thumbnail(self, principal: Principal, dataset: str, key: str, size: int, box: images.Box | None,
                         image_format: str, if_none_match: str | None = None) -> Thumbnail:
-        """A thumbnail of the stored image (or of a box's region): rendered on first request and
-        kept in the bucket under .thumbnails/, named by the image's storage signature and the
-        request, so a replaced image gets new ones. `data` is empty when if_none_match matches."""
+        """A thumbnail of the stored image (or of a box's region): the grid's size was rendered
+        at ingestion; any other is rendered on first request; both are kept in the bucket
+        (services/common/thumbnails.py). `data` is empty when if_none_match matches."""
         check_image_path(dataset, key)
         self._check(principal.check_dataset, dataset)
         if not MIN_THUMBNAIL <= size <= MAX_THUMBNAIL:
@@ -263,16 +301,18 @@ class Gateway:
         if image_format not in images.THUMBNAIL_FORMATS:
             raise GatewayError(422, f"format is {image_format!r}: give webp or jpeg")
         content_type = images.THUMBNAIL_FORMATS[image_format][1]
+        request = (dataset, key, size, box, image_format)
+        if (kept := self._recent_thumbnails.get(request)) is not None:
+            return Thumbnail(content_type, b"", kept.etag) if _matches(if_none_match, kept.etag) else kept
         stat = await self._storage_call(self.store.stat, dataset, key)
-        region = "" if box is None else ",".join(f"{v:g}" for v in (box.x1, box.y1, box.x2, box.y2))
-        identity = f"{dataset}/{key}|{signature(stat.size or 0, stat.etag or '', stat.last_modified)}|{size}|{region}"
-        name = f"{hashlib.sha256(identity.encode()).hexdigest()[:40]}.{image_format}"
+        name = thumbnails.name(dataset, key, signature(stat.size or 0, stat.etag or "", stat.last_modified), size, box,
+                               image_format)
         etag = f'"{name}"'
-        if if_none_match and etag in (t.strip() for t in if_none_match.split(",")):
+        if _matches(if_none_match, etag):
             return Thumbnail(content_type, b"", etag)
         try:
-            cached = await self._storage_call(self.store.fetch, THUMBNAILS, name, self.settings.max_image_bytes)
-            return Thumbnail(content_type, cached.data, etag)
+            cached = await self._storage_call(self.store.fetch, thumbnails.PREFIX, name, self.settings.max_image_bytes)
+            return self._recent_thumbnails.put(request, Thumbnail(content_type, cached.data, etag))
         except GatewayError as error:
             if error.status != 404:
                 raise
@@ -283,10 +323,27 @@ class Gateway:
         except images.BadImage as error:
             raise GatewayError(422, f"{dataset}/{key}: {error}") from error
         try:
-            await self._in_storage_pool(self.store.put, THUMBNAILS, name, data, content_type)
+            await self._in_storage_pool(self.store.put, thumbnails.PREFIX, name, data, content_type)
         except Exception as error:  # noqa: BLE001 - a cache that cannot be written costs a render, nothing more
             logger.warning("thumbnail not kept: %s", error)
-        return Thumbnail(content_type, data, etag)
+        return self._recent_thumbnails.put(request, Thumbnail(content_type, data, etag))
+
+    async def thumbnails(self, principal: Principal, items: list[tuple[str, str, int, images.Box | None, str]]
+                         ) -> list["Thumbnail | GatewayError"]:
+        """Many thumbnails at once (a page of results: one request, not fifty), each its own
+        thumbnail or its own error; items are (dataset, key, size, box, format)."""
+        if not 1 <= len(items) <= MAX_THUMBNAILS_PER_CALL:
+            raise GatewayError(422, f"images has {len(items)} items: give 1 to {MAX_THUMBNAILS_PER_CALL}")
+
+        async def one(item):
+            try:
+                return await self.thumbnail(principal, *item)
+            except GatewayError as error:
+                if error.status in (401, 403) or error.status >= 500:
+                    raise  # the caller's rights, or a backend down: the whole call says so
+                return error
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def _storage_call(self, call, dataset: str, key: str, *args):
         try:

@@ -26,10 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.common import images
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
-from services.gateway.core import Gateway, GatewayError
-from vizsearch.models import (Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure, ImageSpec, Job,
-                              JobList, MAX_OFFSET, ModelInfo, ObjectResult, Problem, Query, SearchBody, SearchResponse,
-                              SearchResult)
+from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
+from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure,
+                              ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem, Query, SearchBody,
+                              SearchResponse, SearchResult, ThumbnailItem, Thumbnails, ThumbnailsBody)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
@@ -37,7 +37,6 @@ WEB_APP = Path(__file__).parent / "web"  # the web app's files, served as they a
 BEARER = HTTPBearer(auto_error=False, description="An API key (when the gateway requires keys).")
 PROBLEMS = {status: {"model": Problem, "description": HTTPStatus(status).phrase}
             for status in (401, 403, 404, 413, 422, 429, 503, 504)}
-DEFAULT_THUMBNAIL = 256
 # Thumbnails are named by the image's version: a browser may use one for five minutes, and
 # a day more while it checks in the background (a replaced image shows within minutes).
 THUMBNAIL_CACHE_CONTROL = "private, max-age=300, stale-while-revalidate=86400"
@@ -110,6 +109,14 @@ def job(j: indexer_pb2.Job) -> Job:
                failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
                failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
                eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version)
+
+
+def thumbnail_item(thumbnail: Thumbnail | GatewayError) -> ThumbnailItem:
+    if isinstance(thumbnail, GatewayError):
+        status = thumbnail.status
+        return ThumbnailItem(error=Problem(title=HTTPStatus(status).phrase, status=status, detail=str(thumbnail)))
+    return ThumbnailItem(content_type=thumbnail.content_type, data=base64.b64encode(thumbnail.data).decode(),
+                         etag=thumbnail.etag)
 
 
 def dataset(d: indexer_pb2.Dataset) -> Dataset:
@@ -295,6 +302,13 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def list_jobs(principal: Caller, dataset: str = "", limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50):
         reply = await gateway.list_jobs(principal, indexer_pb2.ListJobsRequest(dataset=dataset, limit=limit))
         return JobList(jobs=[job(j) for j in reply.jobs])
+
+    @api.post("/v1/thumbnails", response_model=Thumbnails)
+    async def thumbnails(body: ThumbnailsBody, request: Request, principal: Caller):
+        image_format = body.format or ("webp" if "image/webp" in request.headers.get("accept", "") else "jpeg")
+        items = [(i.dataset, i.key, body.size, images.Box(*i.box) if i.box else None, image_format)
+                 for i in body.images]
+        return Thumbnails(thumbnails=[thumbnail_item(t) for t in await gateway.thumbnails(principal, items)])
 
     @api.get("/v1/images/{dataset_name}/{key:path}", response_class=StreamingResponse,
              responses={200: {"content": {"image/*": {}}}, 304: {"description": "the cached thumbnail is current"},

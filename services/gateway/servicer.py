@@ -4,8 +4,9 @@ operations as the HTTP API, through the same core, with the API key in the
 
 import functools
 
-from services.common.genproto.vizsearch.v1 import gateway_pb2, gateway_pb2_grpc
-from services.gateway.core import Gateway, GatewayError
+from services.common import images
+from services.common.genproto.vizsearch.v1 import common_pb2, gateway_pb2, gateway_pb2_grpc
+from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError
 
 
 def _unary(handler):
@@ -73,9 +74,32 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     async def ListJobs(self, principal, request):
         return await self.gateway.list_jobs(principal, request)
 
+    @_unary
+    async def GetThumbnails(self, principal, request):
+        items = [(i.ref.dataset, i.ref.key, i.size or DEFAULT_THUMBNAIL,
+                  images.Box(i.box.x1, i.box.y1, i.box.x2, i.box.y2) if i.HasField("box") else None, i.format or "webp")
+                 for i in request.images]
+        replies = []
+        for thumbnail in await self.gateway.thumbnails(principal, items):
+            if isinstance(thumbnail, GatewayError):
+                replies.append(gateway_pb2.Thumbnail(error=common_pb2.ItemError(
+                    code=thumbnail.grpc_code.value[0], message=str(thumbnail))))
+            else:
+                replies.append(gateway_pb2.Thumbnail(content_type=thumbnail.content_type, data=thumbnail.data,
+                                                     etag=thumbnail.etag))
+        return gateway_pb2.GetThumbnailsResponse(thumbnails=replies)
+
     async def GetImage(self, request: gateway_pb2.GetImageRequest, context):
         principal = await self._caller(context)
         try:
+            if request.size or request.HasField("box"):
+                box = request.box
+                thumbnail = await self.gateway.thumbnail(
+                    principal, request.ref.dataset, request.ref.key, request.size or DEFAULT_THUMBNAIL,
+                    images.Box(box.x1, box.y1, box.x2, box.y2) if request.HasField("box") else None,
+                    request.format or "webp")
+                yield gateway_pb2.ImageChunk(content_type=thumbnail.content_type, data=thumbnail.data)
+                return
             content_type, _, chunks = await self.gateway.image(principal, request.ref.dataset, request.ref.key)
         except GatewayError as error:
             await context.abort(error.grpc_code, str(error))

@@ -63,5 +63,11 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     max_image_bytes: int = Field(
         20 * 1024 * 1024, description="Larger images are recorded as failed (keep it within the embedder's limit)."
     )
+    thumbnail_size: int = Field(
+        256, ge=0, le=1024, description="Side of the thumbnail the workers render for the web app's grid as they index "
+        "an image (kept in the bucket under .thumbnails/); 0: none (the gateway renders them when asked).",
+    )
+    max_image_pixels: int = Field(50_000_000, description="Largest image a thumbnail is rendered from.")
+    max_decoded_bytes: int = Field(512 * 2**20, description="Most memory decoding one image for a thumbnail may take.")
     max_annotation_bytes: int = Field(1024 * 1024 * 1024, description="Largest annotation file read.")
     job_history: int = Field(1000, ge=1, description="Jobs kept per dataset; older ones are forgotten.")

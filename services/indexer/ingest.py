@@ -22,6 +22,7 @@ import urllib3
 from minio.error import S3Error
 from pymilvus.exceptions import MilvusException
 
+from services.common import images, thumbnails
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2
 from services.common.storage import Fetched, ObjectNotFound, ObjectTooLarge
 from services.common.vectors import Entry, encode_boxes
@@ -200,7 +201,10 @@ class Ingestor:
                 else:
                     to_embed.append((key, item, entry))
 
+        rendering = [self._downloads.submit(self._keep_thumbnail, dataset, key, item) for key, item, _ in to_embed]
         image_entries, object_entries, problems = self._embed(dataset, to_embed, boxes, margin, outcomes)
+        for done in rendering:
+            done.result()  # before the images are searchable: a results page finds their thumbnails
         for key, _, entry in to_embed:
             manifest[key] = entry  # permanent failures too: an unchanged bad file is not retried
         check_wanted()
@@ -232,6 +236,23 @@ class Ingestor:
             return error
         except (S3Error, urllib3.exceptions.HTTPError) as error:
             raise Transient(f"object storage: {error}") from error
+
+    def _keep_thumbnail(self, dataset: str, key: str, item: Fetched) -> None:
+        """Renders the web app's grid thumbnail while the image's bytes are at hand (here it
+        costs a few milliseconds; on a results page, rendering fifty makes a person wait).
+        Best effort: the gateway renders any it does not find."""
+        size = self.settings.thumbnail_size
+        if not size:
+            return
+        name = thumbnails.name(dataset, key, item.signature, size, None, thumbnails.GRID_FORMAT)
+        try:
+            data = images.thumbnail(item.data, size, None, thumbnails.GRID_FORMAT, self.settings.max_image_pixels,
+                                    self.settings.max_decoded_bytes)
+            self.store.put(thumbnails.PREFIX, name, data, images.THUMBNAIL_FORMATS[thumbnails.GRID_FORMAT][1])
+        except images.BadImage:
+            pass  # the embedder says why, on the job
+        except Exception as error:  # noqa: BLE001 - storage away: the gateway renders it when asked
+            logger.warning("thumbnail of %s/%s not kept: %s", dataset, key, error)
 
     def _embed(self, dataset, to_embed, boxes, margin, outcomes):
         """Embeds the images, then the boxes of those that decoded; returns the entries

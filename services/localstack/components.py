@@ -142,7 +142,7 @@ def components(settings: StackSettings) -> list[Component]:
         ),
         Component(
             "storage",
-            [str(_venv_bin() / "localbucket"), "--host", "127.0.0.1", "--port", str(s.storage_port),
+            [python, "-m", "services.localstack.storage_server", "--host", "127.0.0.1", "--port", str(s.storage_port),
              str(run / "storage")],
             {"s3": f"http://127.0.0.1:{s.storage_port}"},
             lambda: _http_ok(f"http://127.0.0.1:{s.storage_port}/"),

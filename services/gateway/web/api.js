@@ -96,6 +96,48 @@ export function imageUrl(dataset, key, options) {
   return url;
 }
 
+// Thumbnails asked for in the same moment (a page of results) go in one request.
+let batch = [];
+
+/** A data URL of the image's thumbnail (or of a box's crop), fetched with others in one request. */
+export function thumbnail(dataset, key, { size, box } = {}) {
+  const path = imagePath(dataset, key, { size, box });
+  let url = thumbnails.get(path);
+  if (!url) {
+    url = new Promise((resolve, reject) => {
+      batch.push({ spec: { dataset, key, ...(box ? { box } : {}) }, size, resolve, reject });
+      if (batch.length === 1) queueMicrotask(sendBatch);
+    });
+    url.catch(() => thumbnails.delete(path));
+    thumbnails.set(path, url);
+  }
+  return url;
+}
+
+/** Sends the thumbnails asked for so far now, instead of at the end of this task. */
+export function sendThumbnailRequests() {
+  if (batch.length) sendBatch();
+}
+
+function sendBatch() {
+  const sizes = new Map();
+  for (const item of batch.splice(0)) {
+    if (!sizes.has(item.size)) sizes.set(item.size, []);
+    sizes.get(item.size).push(item);
+  }
+  for (const [size, items] of sizes) {
+    for (let start = 0; start < items.length; start += 100) {
+      const chunk = items.slice(start, start + 100);
+      call("POST", "/v1/thumbnails", { images: chunk.map((i) => i.spec), size, format: "webp" }).then(({ thumbnails: replies }) => {
+        replies.forEach((reply, i) => {
+          if (reply.error) chunk[i].reject(new ApiError(reply.error.status, reply.error.detail, reply.error.title));
+          else chunk[i].resolve(`data:${reply.content_type};base64,${reply.data}`);
+        });
+      }, (error) => chunk.forEach((i) => i.reject(error)));
+    }
+  }
+}
+
 /** A File as base64, for an image query by value. */
 export function base64(file) {
   return new Promise((resolve, reject) => {

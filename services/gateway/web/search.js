@@ -6,7 +6,9 @@ import { h, labelColour, replace, s } from "./dom.js";
 import { PAGE, describe, fromUrl, level, toRequest, toUrl, usable } from "./query.js";
 import { openViewer } from "./viewer.js";
 
-const THUMBNAIL = 320;
+const THUMBNAIL = 256; // the size the workers render as they index (services/common/thumbnails.py)
+const THUMBNAIL_WAIT_MS = 400; // the longest a page of results waits for its thumbnails
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Bytes of uploaded images, by name, for this tab (the URL names them; it cannot hold them).
 const uploads = new Map();
 
@@ -213,7 +215,14 @@ export function mount(main, app) {
       if (mine !== generation) return;
       app.clearError();
       if (!offset && !reply.results.length) status.textContent = "No results: try other words, or fewer filters.";
-      for (const result of reply.results) grid.append(card(result));
+      // The page's cards are shown together once their thumbnails are decoded (or after a
+      // short wait): one layout and paint instead of a grid of blanks and then another.
+      for (const result of reply.results) api.thumbnail(result.dataset, result.key, { size: THUMBNAIL });
+      api.sendThumbnailRequests(); // on their way while the cards are built
+      const cards = reply.results.map(card);
+      await Promise.race([Promise.allSettled(cards.map((c) => c.ready)), sleep(THUMBNAIL_WAIT_MS)]);
+      if (mine !== generation) return;
+      grid.append(...cards.map((c) => c.element));
       offset += PAGE;
       more = reply.results.length === PAGE;
       const shown = grid.children.length;
@@ -239,12 +248,13 @@ export function mount(main, app) {
     const objects = level(state) === "objects";
     for (const o of result.objects) labelsSeen.add(o.label);
     const img = h("img", { alt: `${result.dataset}/${result.key}`, decoding: "async" });
-    api.imageUrl(result.dataset, result.key, { size: THUMBNAIL }).then((url) => {
+    const ready = api.thumbnail(result.dataset, result.key, { size: THUMBNAIL }).then((url) => {
       img.src = url;
-    }, () => img.classList.add("broken"));
+      return img.decode();
+    }).catch(() => img.classList.add("broken"));
     const open = () => openViewer({ dataset: result.dataset, key: result.key, width: result.width,
                                     height: result.height }, { app, searchBy });
-    return h("article", { class: "card", dataset: { key: result.key, dataset: result.dataset } },
+    const element = h("article", { class: "card", dataset: { key: result.key, dataset: result.dataset } },
       h("button", { type: "button", class: "frame", style: `aspect-ratio: ${result.width} / ${result.height}`,
                     title: "open large: click a box, or draw one, to search by it", onclick: open },
         img, boxes(result, objects)),
@@ -256,6 +266,7 @@ export function mount(main, app) {
                       onclick: () => searchBy({ image: { dataset: result.dataset, key: result.key }, weight: 1 }) },
           "More like this"),
         h("button", { type: "button", class: "quiet", onclick: open }, "Open")));
+    return { element, ready };
   }
 
   function boxes(result, objects) {

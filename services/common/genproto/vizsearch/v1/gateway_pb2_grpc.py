@@ -93,6 +93,11 @@ class GatewayStub:
                 request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_gateway__pb2.ImageChunk.FromString,
                 _registered_method=True)
+        self.GetThumbnails = channel.unary_unary(
+                '/vizsearch.v1.Gateway/GetThumbnails',
+                request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServicer:
@@ -166,6 +171,14 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetThumbnails(self, request, context):
+        """Thumbnails of many images in one call (a page of results): each item its own
+        thumbnail or its own error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -223,6 +236,11 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetImage,
                     request_deserializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_gateway__pb2.ImageChunk.SerializeToString,
+            ),
+            'GetThumbnails': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetThumbnails,
+                    request_deserializer=vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -522,6 +540,33 @@ class Gateway:
             '/vizsearch.v1.Gateway/GetImage',
             vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
             vizsearch_dot_v1_dot_gateway__pb2.ImageChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetThumbnails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/GetThumbnails',
+            vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_gateway__pb2.GetThumbnailsResponse.FromString,
             options,
             channel_credentials,
             insecure,
