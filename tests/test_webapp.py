@@ -6,6 +6,7 @@ import json
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,11 +26,20 @@ ARTIFACTS = Path(os.environ.get("VIZSEARCH_TEST_ARTIFACTS", Path(__file__).paren
 ADMIN_KEY = TEST_KEYS["admin"][0]
 
 
+IMAGES = 60  # more than a page of 50: the grid fetches the rest as it scrolls
+
+
+@dataclass
+class Drop:
+    folder: Path
+    coco: dict
+
+
 @pytest.fixture(scope="module")
-def dataset(stack, tmp_path_factory) -> dict:
-    """40 generated street scenes with their boxes, indexed; returns their COCO annotations."""
+def dataset(stack, tmp_path_factory) -> Drop:
+    """Generated street scenes with their boxes, indexed."""
     folder = tmp_path_factory.mktemp("webapp-data")
-    coco = demo_data.generate(folder, 40, seed=21)
+    coco = demo_data.generate(folder, IMAGES, seed=21)
     store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
     cli.upload(store, folder, DATASET, threads=8, include=lambda key: not key.endswith("captions.json"))
     with Client(gateway(stack), ADMIN_KEY) as client:
@@ -39,7 +49,7 @@ def dataset(stack, tmp_path_factory) -> dict:
             assert time.monotonic() < deadline, "the web app's dataset was not indexed"
             time.sleep(0.5)
         assert job.state == "succeeded", job
-    return coco
+    return Drop(folder, coco)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +101,8 @@ def wait_for_results(page: Page, at_least: int = 1) -> list[str]:
     return page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.key)")
 
 
-def first_box(coco: dict, label: str) -> tuple[str, list[float], int, int]:
+def first_box(drop: Drop, label: str) -> tuple[str, list[float], int, int]:
+    coco = drop.coco
     category = next(c["id"] for c in coco["categories"] if c["name"] == label)
     annotation = next(a for a in coco["annotations"] if a["category_id"] == category)
     image = next(i for i in coco["images"] if i["id"] == annotation["image_id"])
@@ -111,9 +122,11 @@ def test_a_text_search_shows_thumbnails_with_their_boxes(page):
     assert page.locator("#grid .card svg.boxes rect").count() > 20, "annotated boxes are drawn"
     assert "q=" in page.url and "bus" in page.url
     screenshot(page, "01-text-search")
-    # Scrolling to the end fetches the next page (offset): 40 images, 50 a page, so the grid
-    # holds them all and says there is no more.
-    assert len(keys) == 40 and "40 results" in page.inner_text("#status")
+    assert len(keys) == 50 and "50+ results" in page.inner_text("#status")
+    # Scrolling to the end fetches the next page (offset 50): the rest of the dataset.
+    page.mouse.wheel(0, 20_000)
+    keys = wait_for_results(page, IMAGES)
+    assert len(set(keys)) == IMAGES and f"{IMAGES} results" in page.inner_text("#status")
 
 
 def test_a_drawn_box_searches_by_that_region_and_finds_its_image_first(page, dataset):
@@ -150,6 +163,37 @@ def test_a_drawn_box_searches_by_that_region_and_finds_its_image_first(page, dat
     screenshot(page, "04-object-search-by-drawn-box")
 
 
+def test_a_box_drawn_with_a_finger_searches_by_that_region(browser, stack, dataset):
+    key, box, width, height = first_box(dataset, "truck")
+    context = browser.new_context(viewport={"width": 900, "height": 1000}, base_url=gateway(stack), has_touch=True,
+                                  is_mobile=True)
+    try:
+        page = with_key(context.new_page())
+        page.goto(search_url([{"image": {"dataset": DATASET, "key": key}}]))
+        wait_for_results(page)
+        page.locator("#grid .card").first.locator(".frame").tap()
+        page.wait_for_selector("#viewer[data-ready]")
+        overlay = page.locator("#viewer .overlay").bounding_box()
+        sx, sy = overlay["width"] / width, overlay["height"] / height
+        touch = context.new_cdp_session(page)
+
+        def finger(kind, x, y):
+            points = [] if kind == "touchEnd" else [{"x": overlay["x"] + x * sx, "y": overlay["y"] + y * sy}]
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        finger("touchStart", box[0], box[1])
+        for step in range(1, 9):
+            finger("touchMove", box[0] + (box[2] - box[0]) * step / 8, box[1] + (box[3] - box[1]) * step / 8)
+        finger("touchEnd", 0, 0)
+        drawn = [float(v) for v in page.get_attribute("#viewer .overlay", "data-box").split(",")]
+        assert all(abs(a - b) < 8 for a, b in zip(drawn, box)), (drawn, box)
+        screenshot(page, "03b-viewer-box-drawn-by-touch")
+        page.tap("#search-region")
+        assert wait_for_results(page)[0] == key
+    finally:
+        context.close()
+
+
 def test_clicking_an_annotated_box_searches_by_it_and_the_keyboard_draws_too(page, dataset):
     key, box, _, _ = first_box(dataset, "taxi")
     with_key(page).goto(search_url([{"image": {"dataset": DATASET, "key": key}}]))
@@ -177,6 +221,23 @@ def test_clicking_an_annotated_box_searches_by_it_and_the_keyboard_draws_too(pag
     assert wait_for_results(page)
 
 
+def test_a_local_image_picked_searches_by_its_content(page, dataset):
+    key, _, _, _ = first_box(dataset, "dog")
+    with_key(page).goto(f"/?datasets={DATASET}")
+    page.set_input_files("#file-input", str(dataset.folder / key))
+    keys = wait_for_results(page)
+    assert keys[0] == key, "the same picture, uploaded, finds its indexed copy first"
+    assert "uploaded" in page.inner_text("#terms")
+    screenshot(page, "05-search-by-uploaded-image")
+    # Opened large from its query chip, a box drawn on the upload searches objects.
+    page.click("#terms .frame-button")
+    page.wait_for_selector("#viewer[data-ready]")
+    page.focus("#viewer .overlay")
+    page.keyboard.press("n")
+    page.keyboard.press("Enter")
+    assert wait_for_results(page) and "objects" in page.inner_text("#status")
+
+
 def test_more_like_this_searches_by_the_result(page):
     with_key(page).goto(search_url([{"text": "a dog"}]))
     keys = wait_for_results(page, 5)
@@ -184,7 +245,7 @@ def test_more_like_this_searches_by_the_result(page):
     page.wait_for_function("k => document.querySelector('#grid .card')?.dataset.key === k", arg=keys[3])
     similar = wait_for_results(page)
     assert similar[0] == keys[3] and '"image"' in page.evaluate("new URLSearchParams(location.search).get('q')")
-    screenshot(page, "05-more-like-this")
+    screenshot(page, "06-more-like-this")
 
 
 def test_a_negative_term_changes_the_ranking(page):
@@ -200,7 +261,7 @@ def test_a_negative_term_changes_the_ranking(page):
     terms = json.loads(page.evaluate("new URLSearchParams(location.search).get('q')"))
     assert terms == [{"text": "a taxi on a road", "weight": 1}, {"text": "at night", "weight": -1}]
     assert page.locator("#terms .term.negative").count() == 1
-    screenshot(page, "06-negative-term")
+    screenshot(page, "07-negative-term")
 
 
 def test_filters_narrow_the_results_and_survive_a_reload(page):
@@ -214,7 +275,7 @@ def test_filters_narrow_the_results_and_survive_a_reload(page):
     labels = page.eval_on_selector_all("#grid svg.boxes text", "ts => ts.map(t => t.textContent)")
     assert labels and set(labels) == {"bus"}, "at the objects level, only the matching boxes"
     assert "objects" in page.inner_text("#status")
-    screenshot(page, "07-filtered-by-label")
+    screenshot(page, "08-filtered-by-label")
     page.reload()
     assert wait_for_results(page) == buses
     assert page.input_value("#filter-labels") == "bus"
@@ -225,7 +286,7 @@ def test_an_api_error_is_shown_as_its_detail(page):
     with_key(page).goto(search_url([{"text": "a bus"}], level="images", labels="bus"))
     expect(page.locator("#error")).to_be_visible()
     assert "filters.labels applies to object entries: set level to objects" in page.inner_text("#error-text")
-    screenshot(page, "08-api-error")
+    screenshot(page, "09-api-error")
 
 
 def test_the_datasets_page_shows_a_running_job_moving(page, stack, tmp_path):
@@ -243,7 +304,7 @@ def test_the_datasets_page_shows_a_running_job_moving(page, stack, tmp_path):
         if row.count():
             seen.append((row.get_attribute("data-state"), float(row.locator("progress").get_attribute("value"))))
             if seen[-1][0] == "running" and 0 < seen[-1][1] < 1 and not any(s == "running" for s, _ in seen[:-1]):
-                screenshot(page, "09-datasets-job-running")
+                screenshot(page, "10-datasets-job-running")
             if seen[-1][0] == "succeeded":
                 break
         time.sleep(0.2)
@@ -252,13 +313,13 @@ def test_the_datasets_page_shows_a_running_job_moving(page, stack, tmp_path):
     assert seen[-1] == ("succeeded", 1.0)
     expect(card.locator("dd.images")).to_have_text("240")
     assert re.search(r"\d+(\.\d)? images/s", row.locator(".rate").inner_text())
-    screenshot(page, "10-datasets-job-done")
+    screenshot(page, "11-datasets-job-done")
 
 
 def test_with_keys_on_the_page_asks_for_one_and_a_scoped_key_sees_only_its_datasets(page):
     page.goto("/?view=datasets")
     expect(page.locator("#key-dialog")).to_be_visible()
-    screenshot(page, "11-asks-for-a-key")
+    screenshot(page, "12-asks-for-a-key")
     page.fill("#key-input", "not-a-key")
     page.click("#key-submit")
     expect(page.locator("#key-error")).to_contain_text("That key was refused: unknown API key")
@@ -273,4 +334,4 @@ def test_with_keys_on_the_page_asks_for_one_and_a_scoped_key_sees_only_its_datas
     page.goto("/")
     datasets = page.eval_on_selector_all("#filter-datasets input", "is => is.map(i => i.value)")
     assert DATASET not in datasets
-    screenshot(page, "12-scoped-key")
+    screenshot(page, "13-scoped-key")
