@@ -58,7 +58,7 @@ def kinds(docs, kind) -> dict[str, dict]:
 
 def pod_specs(docs):
     for doc in docs:
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
 
 
@@ -147,14 +147,24 @@ def test_services_find_each_other_by_rendered_names_and_ports(case):
         host, port = config[variable].split(":")
         assert host in services, variable
         assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]], variable
+    env = {e["name"]: e for e in
+           kinds(docs, "Deployment")["vs-vizsearch-worker"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     if name == "all-external":
         assert config["VIZSEARCH_MILVUS_URI"] == "http://milvus.db:19530"
         assert config["VIZSEARCH_S3_ENDPOINT"] == "s3.example.com:443" and config["VIZSEARCH_S3_SECURE"] == "true"
-        assert config["VIZSEARCH_REDIS_URL"] == "redis://redis.cache:6379/2"
+        assert env["VIZSEARCH_REDIS_URL"]["value"] == "redis://redis.cache:6379/2"
+        assert "VIZSEARCH_REDIS_PASSWORD" not in env and "StatefulSet" not in {d["kind"] for d in docs}
         assert "Job" not in {d["kind"] for d in docs} and "Secret" not in {d["kind"] for d in docs}
     else:
         assert config["VIZSEARCH_MILVUS_URI"] == "http://vs-milvus:19530"
-        assert config["VIZSEARCH_S3_ENDPOINT"] == "vs-minio:9000"
+        assert config["VIZSEARCH_S3_ENDPOINT"] == "vizsearch-minio:9000"
+        # The chart's Redis, with the password from its Secret, set before the URL that uses it.
+        names = list(env)
+        assert names.index("VIZSEARCH_REDIS_PASSWORD") < names.index("VIZSEARCH_REDIS_URL")
+        assert env["VIZSEARCH_REDIS_URL"]["value"] == "redis://:$(VIZSEARCH_REDIS_PASSWORD)@vs-vizsearch-redis:6379/0"
+        assert env["VIZSEARCH_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "vs-vizsearch-redis", "key": "redis-password"}
+        assert "vs-vizsearch-redis" in services and "vs-vizsearch-redis" in kinds(docs, "StatefulSet")
         job = kinds(docs, "Job")["vs-vizsearch-minio-notifications"]
         script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
         assert "http://vs-vizsearch-indexer:8082/v1/minio/events" in script and "--event put,delete" in script

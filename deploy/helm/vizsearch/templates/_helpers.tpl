@@ -36,9 +36,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-%s:%v" (include "vizsearch.fullname" .root) .component .port -}}
 {{- end -}}
 
+{{/* A dependency chart's full name, by that chart's own rule (fullnameOverride; else the
+     release name when it contains the chart's name; else release-chart):
+     (dict "root" $ "chart" "milvus" "values" .Values.milvus) */}}
+{{- define "vizsearch.subchartFullname" -}}
+{{- if .values.fullnameOverride -}}
+{{- .values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .chart .values.nameOverride -}}
+{{- if contains $name .root.Release.Name -}}
+{{- .root.Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .root.Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "vizsearch.milvusUri" -}}
 {{- if .Values.milvus.enabled -}}
-{{- printf "http://%s-milvus:19530" .Release.Name -}}
+{{- printf "http://%s:19530" (include "vizsearch.subchartFullname" (dict "root" . "chart" "milvus" "values" .Values.milvus)) -}}
 {{- else -}}
 {{- required "milvus.external.uri is required when milvus.enabled is false" .Values.milvus.external.uri -}}
 {{- end -}}
@@ -46,15 +62,17 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "vizsearch.s3Endpoint" -}}
 {{- if .Values.minio.enabled -}}
-{{- printf "%s-minio:9000" .Release.Name -}}
+{{- printf "%s:9000" (include "vizsearch.subchartFullname" (dict "root" . "chart" "minio" "values" .Values.minio)) -}}
 {{- else -}}
 {{- required "minio.external.endpoint is required when minio.enabled is false" .Values.minio.external.endpoint -}}
 {{- end -}}
 {{- end -}}
 
+{{/* Redis's URL; the chart's own Redis is reached with the password from its Secret,
+     which the container's environment supplies as $(VIZSEARCH_REDIS_PASSWORD). */}}
 {{- define "vizsearch.redisUrl" -}}
 {{- if .Values.redis.enabled -}}
-{{- printf "redis://%s-redis-master:6379/0" .Release.Name -}}
+{{- printf "redis://:$(VIZSEARCH_REDIS_PASSWORD)@%s-redis:%v/0" (include "vizsearch.fullname" .) .Values.redis.port -}}
 {{- else -}}
 {{- required "redis.external.url is required when redis.enabled is false" .Values.redis.external.url -}}
 {{- end -}}
@@ -62,17 +80,26 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "vizsearch.secretName" -}}
 {{- $secret := index .root.Values.secrets .name -}}
-{{- default (printf "%s-%s" (include "vizsearch.fullname" .root) (kebabcase .name)) $secret.existingSecret -}}
+{{- $own := printf "%s-%s" (include "vizsearch.fullname" .root) (kebabcase .name) -}}
+{{- default (default $own $secret.name) $secret.existingSecret -}}
 {{- end -}}
 
-{{/* Environment every Python service shares: the ConfigMap and the storage and Milvus secrets. */}}
+{{/* Environment every Python service shares: the storage, Redis and Milvus secrets (the
+     ConfigMap holds the rest). */}}
 {{- define "vizsearch.commonEnv" -}}
 - name: VIZSEARCH_S3_ACCESS_KEY
   valueFrom:
-    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: access-key}
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: rootUser}
 - name: VIZSEARCH_S3_SECRET_KEY
   valueFrom:
-    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: secret-key}
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "storage") }}, key: rootPassword}
+{{- if .Values.redis.enabled }}
+- name: VIZSEARCH_REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "redis") }}, key: redis-password}
+{{- end }}
+- name: VIZSEARCH_REDIS_URL
+  value: {{ include "vizsearch.redisUrl" . | quote }}
 {{- if or .Values.secrets.milvus.existingSecret .Values.secrets.milvus.token }}
 - name: VIZSEARCH_MILVUS_TOKEN
   valueFrom:
