@@ -201,6 +201,9 @@ def test_ingress_serves_http_and_grpc_when_on(case):
     ({"model": {"source": "ftp://models.example.com/clip"}}, "/model/source': 'ftp://models.example.com/clip' does not match"),
     ({"triton": {"gpu": {"count": -2}}}, "/triton/gpu/count"),
     ({"query": {"searchConsistency": "Sometimes"}}, "/query/searchConsistency"),
+    ({"gateway": {"env": {"VIZSEARCH_X": "1"}}}, "/gateway/env"),
+    ({"gateway": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}}, "/gateway/podDisruptionBudget"),
+    ({"secrets": {"redis": {"existingSecret": "", "password": "p@ss/word"}}}, "/secrets/redis/password"),
 ])
 def test_bad_values_are_refused_by_the_schema(values, words):
     with pytest.raises(helm_python.HelmValuesError) as error:
@@ -211,3 +214,89 @@ def test_bad_values_are_refused_by_the_schema(values, words):
 def test_missing_required_secrets_are_named():
     with pytest.raises(helm_python.HelmError, match="secrets.storage.secretKey"):
         helm_python.Chart.load(CHART).render({}, name="vs", namespace="search")
+
+
+# -- Kubernetes conventions ------------------------------------------------------
+def test_autoscaled_workloads_leave_their_replica_count_to_the_autoscaler(case):
+    name, docs, _ = case
+    workloads = kinds(docs, "Deployment")
+    scaled = {h["spec"]["scaleTargetRef"]["name"] for h in kinds(docs, "HorizontalPodAutoscaler").values()}
+    scaled |= {s["spec"]["scaleTargetRef"]["name"] for s in kinds(docs, "ScaledObject").values()}
+    assert scaled, name
+    for workload_name, workload in workloads.items():
+        assert ("replicas" in workload["spec"]) == (workload_name not in scaled), workload_name
+
+
+def test_no_disruption_budget_blocks_a_node_drain(case):
+    _, docs, _ = case
+    workloads = kinds(docs, "Deployment")
+    for name, budget in kinds(docs, "PodDisruptionBudget").items():
+        spec = budget["spec"]
+        if "maxUnavailable" in spec:
+            assert spec["maxUnavailable"] >= 1, name
+        else:
+            assert spec["minAvailable"] < workloads[name]["spec"].get("replicas", 2), name
+
+
+def test_every_workload_has_its_own_service_account_without_a_token(case):
+    _, docs, _ = case
+    accounts = kinds(docs, "ServiceAccount")
+    for name, spec in pod_specs(docs):
+        assert spec["automountServiceAccountToken"] is False, name
+        if name.startswith("vs-vizsearch-") and "minio-notifications" not in name and name != "vs-vizsearch-redis":
+            assert spec["serviceAccountName"] == name and accounts[name]["automountServiceAccountToken"] is False
+
+
+CONVENTIONS = {
+    "fullnameOverride": "search",
+    "global": {"imageRegistry": "mirror.local:5000"},
+    "image": {"digest": "sha256:" + "a" * 64},
+    "gateway": {"podAnnotations": {"team": "vision"},
+                "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                                               "whenUnsatisfiable": "ScheduleAnyway"}],
+                "probes": {"readiness": {"periodSeconds": 2}},
+                "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/vs"}},
+                "extraEnv": [{"name": "VIZSEARCH_LOG_LEVEL", "value": "DEBUG"},
+                             {"name": "VIZSEARCH_RATE_LIMIT_PER_MINUTE",
+                              "valueFrom": {"configMapKeyRef": {"name": "limits", "key": "rate"}}}],
+                "ingress": {"enabled": True, "hosts": ["a.example.com", "b.example.com"], "grpcHosts": [],
+                            "tls": [{"secretName": "tls", "hosts": ["a.example.com", "b.example.com"]}]}},
+    "triton": {"extraArgs": ["--log-verbose=1"], "probes": {"startup": {"failureThreshold": 120}}},
+}
+
+
+def test_names_images_placement_probes_and_environment_are_configurable():
+    docs, notes = render(CONVENTIONS)
+    deployments = kinds(docs, "Deployment")
+    assert set(deployments) == {f"search-{c}" for c in ("gateway", "query", "indexer", "worker", "embedder", "triton")}
+    config = kinds(docs, "ConfigMap")["search-config"]["data"]
+    assert config["VIZSEARCH_QUERY_URL"] == "search-query:50053"
+    gateway = deployments["search-gateway"]["spec"]["template"]
+    container = gateway["spec"]["containers"][0]
+    assert container["image"] == f"mirror.local:5000/ghcr.io/vizsearch/vizsearch:0.1.0@sha256:{'a' * 64}"
+    assert gateway["metadata"]["annotations"]["team"] == "vision"
+    assert gateway["spec"]["topologySpreadConstraints"][0]["topologyKey"] == "kubernetes.io/hostname"
+    assert container["readinessProbe"] == {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 2}
+    assert kinds(docs, "ServiceAccount")["search-gateway"]["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/vs"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["VIZSEARCH_RATE_LIMIT_PER_MINUTE"]["valueFrom"]["configMapKeyRef"]["name"] == "limits"
+    triton = deployments["search-triton"]["spec"]["template"]["spec"]["containers"][0]
+    assert triton["command"][-1] == "--log-verbose=1" and triton["startupProbe"]["failureThreshold"] == 120
+    assert triton["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    [ingress] = kinds(docs, "Ingress").values()
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["a.example.com", "b.example.com"]
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"] == "30m"
+    assert {r["http"]["paths"][0]["backend"]["service"]["port"]["name"] for r in ingress["spec"]["rules"]} == {"http"}
+    assert "metrics" not in [p["name"] for p in kinds(docs, "Service")["search-gateway"]["spec"]["ports"]]
+    assert "https://a.example.com" in notes
+
+
+def test_redis_has_a_password_by_default(case):
+    name, docs, _ = case
+    if name == "all-external":
+        return
+    redis = kinds(docs, "StatefulSet")["vs-vizsearch-redis"]["spec"]["template"]["spec"]["containers"][0]
+    assert '--requirepass "$REDIS_PASSWORD"' in redis["command"][-1]
+    secret = kinds(docs, "Secret")["vs-vizsearch-redis"]
+    assert len(secret["data"]["redis-password"]) >= 40, "a generated password"

@@ -11,7 +11,6 @@ from http import HTTPStatus
 from typing import Annotated, Literal
 
 import fastapi_offline
-import prometheus_client
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi import Query as QueryParameter
 from fastapi.exceptions import RequestValidationError
@@ -177,7 +176,6 @@ class Admission:
 def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.",
                   docs_url=None, redoc_url=None)
-    app.mount("/metrics", prometheus_client.make_asgi_app())
     app.add_middleware(Admission, gateway=gateway)
     api = APIRouter(responses=PROBLEMS)
 

@@ -1,15 +1,21 @@
 {{/* Names, labels and the addresses services find each other by. */}}
 
+{{/* Truncated to 50: components add up to 13 characters (-minio-notifications is the longest). */}}
 {{- define "vizsearch.fullname" -}}
-{{- if contains .Chart.Name .Release.Name -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
 {{- .Release.Name | trunc 50 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "vizsearch.labels" -}}
-app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/name: {{ default .Chart.Name .Values.nameOverride }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -18,17 +24,58 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 
 {{/* selector labels of one component: (dict "root" $ "component" "gateway") */}}
 {{- define "vizsearch.selector" -}}
-app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/name: {{ default .root.Chart.Name .root.Values.nameOverride }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* An image reference: global.imageRegistry in front when set, a digest pinning it when
+     given: (dict "root" $ "image" .Values.image) */}}
+{{- define "vizsearch.imageRef" -}}
+{{- $registry := .root.Values.global.imageRegistry -}}
+{{- $tag := default .root.Chart.AppVersion .image.tag -}}
+{{- printf "%s%s:%s" (ternary (printf "%s/" $registry) "" (ne $registry "")) .image.repository $tag -}}
+{{- with .image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
 {{- define "vizsearch.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- include "vizsearch.imageRef" (dict "root" . "image" .Values.image) -}}
 {{- end -}}
 
 {{- define "vizsearch.tritonImage" -}}
-{{- printf "%s:%s" .Values.tritonImage.repository (default .Chart.AppVersion .Values.tritonImage.tag) -}}
+{{- include "vizsearch.imageRef" (dict "root" . "image" .Values.tritonImage) -}}
+{{- end -}}
+
+{{/* Whether an autoscaler owns the component's replica count (then the Deployment leaves
+     it alone: every upgrade would reset what the autoscaler chose). */}}
+{{- define "vizsearch.autoscaled" -}}
+{{- $v := index .root.Values .component -}}
+{{- if or (and (hasKey $v "autoscaling") (hasKey $v.autoscaling "enabled") $v.autoscaling.enabled) (and (eq .component "worker") .root.Values.keda.enabled) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The pod settings every workload shares: its ServiceAccount (no token mounted: no
+     component calls the Kubernetes API), pull secrets, security context, placement. */}}
+{{- define "vizsearch.podCommon" -}}
+serviceAccountName: {{ include "vizsearch.fullname" .root }}-{{ .component }}
+automountServiceAccountToken: false
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets: {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext: {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.topologySpreadConstraints }}
+topologySpreadConstraints: {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* host:port of a component's Service (headless for gRPC backends: clients balance over every pod) */}}
@@ -113,6 +160,8 @@ A Deployment of one Python service.
 */}}
 {{- define "vizsearch.deployment" -}}
 {{- $root := .root -}}
+{{- $probes := dict "readiness" (mergeOverwrite (deepCopy .probe.readiness) (default (dict) .values.probes.readiness))
+                    "liveness" (mergeOverwrite (deepCopy .probe.liveness) (default (dict) .values.probes.liveness)) -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -121,7 +170,9 @@ metadata:
     {{- include "vizsearch.labels" $root | nindent 4 }}
     app.kubernetes.io/component: {{ .component }}
 spec:
+  {{- if not (include "vizsearch.autoscaled" (dict "root" $root "component" .component)) }}
   replicas: {{ .values.replicas }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "vizsearch.selector" (dict "root" $root "component" .component) | nindent 6 }}
@@ -133,11 +184,10 @@ spec:
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
         prometheus.io/scrape: "true"
         prometheus.io/port: {{ .values.metricsPort | quote }}
+        {{- with .annotations }}{{ toYaml . | nindent 8 }}{{- end }}
+        {{- with .values.podAnnotations }}{{ toYaml . | nindent 8 }}{{- end }}
     spec:
-      {{- with $root.Values.imagePullSecrets }}
-      imagePullSecrets: {{- toYaml . | nindent 8 }}
-      {{- end }}
-      securityContext: {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- include "vizsearch.podCommon" (dict "root" $root "component" .component "values" .values) | nindent 6 }}
       containers:
         - name: {{ .component }}
           image: {{ include "vizsearch.image" $root }}
@@ -156,11 +206,9 @@ spec:
             - {name: {{ $name }}, value: {{ $value | quote }}}
             {{- end }}
             {{- with .secretEnv }}{{ toYaml . | nindent 12 }}{{- end }}
-            {{- range $name, $value := .values.env }}
-            - {name: {{ $name }}, value: {{ $value | quote }}}
-            {{- end }}
-          readinessProbe: {{- toYaml .probe.readiness | nindent 12 }}
-          livenessProbe: {{- toYaml .probe.liveness | nindent 12 }}
+            {{- with .values.extraEnv }}{{ toYaml . | nindent 12 }}{{- end }}
+          readinessProbe: {{- toYaml $probes.readiness | nindent 12 }}
+          livenessProbe: {{- toYaml $probes.liveness | nindent 12 }}
           resources: {{- toYaml .values.resources | nindent 12 }}
           volumeMounts:
             - {name: tmp, mountPath: /tmp}
@@ -169,15 +217,6 @@ spec:
         - name: tmp
           emptyDir: {}
         {{- with .volumes }}{{ toYaml . | nindent 8 }}{{- end }}
-      {{- with .values.nodeSelector }}
-      nodeSelector: {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with .values.tolerations }}
-      tolerations: {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with .values.affinity }}
-      affinity: {{- toYaml . | nindent 8 }}
-      {{- end }}
 {{- end -}}
 
 {{/* A Service; headless (every pod's address) for gRPC backends. */}}
