@@ -24,7 +24,8 @@ VALUE_SETS = {
         "minio": {"enabled": False, "external": {"endpoint": "s3.example.com:443", "secure": True}},
         "redis": {"enabled": False, "external": {"url": "redis://redis.cache:6379/2"}},
         "secrets": {"storage": {"existingSecret": "my-storage"}, "webhook": {"existingSecret": "my-webhook"},
-                    "apiKeys": {"existingSecret": "my-keys"}, "milvus": {"existingSecret": "my-milvus"}},
+                    "apiKeys": {"existingSecret": "my-keys"}, "milvus": {"existingSecret": "my-milvus"},
+                    "internal": {"existingSecret": "my-internal"}},
     },
     "cluster-milvus-ingress": {"milvus": {"cluster": {"enabled": True}}, "gateway": {"ingress": {
         "enabled": True, "tls": [{"secretName": "vizsearch-tls", "hosts": ["vizsearch.example.com"]}]}}},
@@ -131,7 +132,9 @@ def test_autoscalers_target_their_deployments(case):
         assert triton_metrics[1]["resource"]["name"] == "cpu", "CPU stays as the fallback"
         scaled = kinds(docs, "ScaledObject")["vs-vizsearch-worker"]
         assert scaled["spec"]["scaleTargetRef"]["name"] in deployments
-        assert scaled["spec"]["triggers"][0]["metadata"]["listName"] == "vizsearch.ingest"
+        trigger = scaled["spec"]["triggers"][0]
+        assert trigger["type"] == "metrics-api" and trigger["metadata"]["valueLocation"] == "pending_units"
+        assert trigger["metadata"]["url"] == "http://vs-vizsearch-indexer:8082/v1/backlog"
     else:
         assert "ScaledObject" not in {d["kind"] for d in docs}
     assert set(hpas) == expected
@@ -300,3 +303,50 @@ def test_redis_has_a_password_by_default(case):
     assert '--requirepass "$REDIS_PASSWORD"' in redis["command"][-1]
     secret = kinds(docs, "Secret")["vs-vizsearch-redis"]
     assert len(secret["data"]["redis-password"]) >= 40, "a generated password"
+
+
+# -- Security inside the cluster ------------------------------------------------------
+def selected(policy: dict, docs) -> str:
+    labels = policy["spec"]["podSelector"]["matchLabels"]
+    return labels.get("app.kubernetes.io/component", labels.get("app.kubernetes.io/name"))
+
+
+def allowed_callers(policy: dict) -> set[str]:
+    return {peer["podSelector"]["matchLabels"].get("app.kubernetes.io/component", "release")
+            for rule in policy["spec"]["ingress"] for peer in rule.get("from", []) if "podSelector" in peer}
+
+
+def test_network_policies_let_only_the_callers_in(case):
+    name, docs, _ = case
+    policies = {selected(p, docs): p for p in kinds(docs, "NetworkPolicy").values()}
+    assert allowed_callers(policies["query"]) == {"gateway"}
+    assert allowed_callers(policies["indexer"]) == {"gateway"}
+    assert allowed_callers(policies["embedder"]) == {"gateway", "query", "indexer", "worker"}
+    assert allowed_callers(policies["triton"]) == {"embedder"}
+    if name == "all-external":
+        assert "redis" not in policies and "milvus" not in policies
+    else:
+        assert allowed_callers(policies["redis"]) == {"gateway", "indexer", "worker"}
+        assert allowed_callers(policies["milvus"]) == {"release"}
+    query_ports = {p["port"] for rule in policies["query"]["spec"]["ingress"] if "podSelector" in str(rule)
+                   for p in rule["ports"]}
+    assert query_ports == {50053}, "callers reach the gRPC port; metrics have their own rule"
+    gateway_open = policies["gateway"]["spec"]["ingress"][0]
+    assert "from" not in gateway_open and {p["port"] for p in gateway_open["ports"]} == {8080, 50051}
+
+
+def test_internal_calls_carry_a_token_from_a_secret_every_service_reads(case):
+    name, docs, _ = case
+    secret = "my-internal" if name == "all-external" else "vs-vizsearch-internal"
+    for deployment_name, deployment in kinds(docs, "Deployment").items():
+        if deployment_name.endswith("triton"):
+            continue
+        env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["VIZSEARCH_INTERNAL_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": "token"}
+    if name != "all-external":
+        assert len(kinds(docs, "Secret")[secret]["data"]["token"]) >= 40
+
+
+def test_policies_and_the_token_can_be_switched_off():
+    docs, _ = render({"security": {"networkPolicies": {"enabled": False}, "internalToken": {"enabled": False}}})
+    assert not kinds(docs, "NetworkPolicy") and "vs-vizsearch-internal" not in kinds(docs, "Secret")

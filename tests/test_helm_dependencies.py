@@ -168,3 +168,14 @@ def test_chart_lock_pins_what_chart_yaml_asks_for():
 
 def test_the_chart_sees_its_dependencies_as_built(chart):
     assert [d["status"] for d in helm_python.dependency_list(chart)] == ["ok"] * len(ARCHIVES)
+
+
+def test_the_milvus_network_policy_selects_milvus_and_lets_the_release_in(chart):
+    docs = render(chart, {})
+    policy = of_kind(docs, "NetworkPolicy")["vs-vizsearch-milvus"]
+    wanted = policy["spec"]["podSelector"]["matchLabels"]
+    milvus = workloads(docs)["vs-milvus-standalone"]["spec"]["template"]["metadata"]["labels"]
+    assert wanted.items() <= milvus.items()
+    indexer = workloads(docs)["vs-vizsearch-indexer"]["spec"]["template"]["metadata"]["labels"]
+    peer = policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
+    assert peer.items() <= indexer.items() and peer.items() <= milvus.items()

@@ -4,6 +4,7 @@ key is refused before it is read; a key no object can have never reaches storage
 
 import json
 import socket
+import time
 from copy import deepcopy
 
 import grpc
@@ -164,3 +165,42 @@ def test_a_grpc_request_with_a_string_that_is_not_utf8_is_invalid_not_internal(s
             search(request, metadata=[("authorization", READER["Authorization"])], timeout=10)
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "not a valid Search message" in error.value.details()
+
+
+def test_a_revoked_key_stops_working_without_a_restart(stack, api):
+    """The gateway reads its keys file again when it changes (in a pod, the mounted Secret)."""
+    from services.gateway.auth import hash_key
+
+    keys_file = stack.settings.api_keys_file
+    original = keys_file.read_text()
+    temporary = {"name": "temporary", "sha256": hash_key("temporary-secret"), "role": "read"}
+
+    def status_with(key: str) -> int:
+        return api.get("/v1/model", headers={"Authorization": f"Bearer {key}"}).status_code
+
+    def eventually(condition, timeout_s=20):
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert time.monotonic() < deadline, "the keys file was not read again"
+            time.sleep(0.5)
+
+    try:
+        keys_file.write_text(json.dumps(json.loads(original) + [temporary]))
+        eventually(lambda: status_with("temporary-secret") == 200)
+        keys_file.write_text(original)  # revoked
+        eventually(lambda: status_with("temporary-secret") == 401)
+        keys_file.write_text("{not json")  # a broken file is refused: the keys in force stay
+        time.sleep(7)
+        assert status_with(TEST_KEYS["admin"][0]) == 200
+    finally:
+        keys_file.write_text(original)
+
+
+def test_the_http_door_serves_no_metrics(api):
+    assert api.get("/metrics", headers=READER).status_code == 404
+
+
+def test_the_indexer_reports_its_backlog_for_worker_autoscaling(stack):
+    reply = httpx.get(f"http://127.0.0.1:{stack.settings.webhook_port}/v1/backlog", timeout=10).json()
+    assert set(reply) == {"planned_units", "in_flight_units", "pending_units"}
+    assert reply["pending_units"] == reply["planned_units"] + reply["in_flight_units"] >= 0

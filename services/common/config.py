@@ -21,6 +21,10 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(description="Port of the Prometheus /metrics endpoint; 0 disables it.")
     grpc_port: int = Field(description="Port of the service's gRPC server.")
     shutdown_grace_s: float = Field(10.0, description="Seconds in-flight calls get to finish on SIGTERM.")
+    internal_token: str = Field(
+        "", description="A token every internal gRPC call carries (x-vizsearch-internal-token) and every service "
+        "but the gateway's public door requires: a second wall behind the network policies. Empty: none.",
+    )
     health_probe_interval_s: float = Field(
         5.0, gt=0, description="How often the service checks its backends; its gRPC health says SERVING only while "
         "all answer.",

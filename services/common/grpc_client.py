@@ -10,18 +10,33 @@ import json
 import grpc
 
 from services.common import logs
-from services.common.grpc_server import MAX_MESSAGE_BYTES
+from services.common.grpc_server import INTERNAL_TOKEN_HEADER, MAX_MESSAGE_BYTES
 
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
 
 
-class _RequestIdInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+class _CallerInterceptor(grpc.aio.UnaryUnaryClientInterceptor):
+    """Every call carries the current request id, and the internal token when there is one."""
+
+    def __init__(self, token: str):
+        self.extra = [(INTERNAL_TOKEN_HEADER, token)] if token else []
+
     async def intercept_unary_unary(self, continuation, client_call_details, request):
         rid = logs.request_id.get()
-        if rid:
-            metadata = list(client_call_details.metadata or ()) + [(logs.REQUEST_ID_HEADER, rid)]
+        extra = self.extra + ([(logs.REQUEST_ID_HEADER, rid)] if rid else [])
+        if extra:
+            metadata = list(client_call_details.metadata or ()) + extra
             client_call_details = client_call_details._replace(metadata=metadata)
         return await continuation(client_call_details, request)
+
+
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor):
+    def __init__(self, token: str):
+        self.token = token
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        metadata = list(client_call_details.metadata or ()) + [(INTERNAL_TOKEN_HEADER, self.token)]
+        return continuation(client_call_details._replace(metadata=metadata), request)
 
 
 _OPTIONS = [
@@ -32,11 +47,13 @@ _OPTIONS = [
 ]
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    """An insecure channel to `address` (host:port); in-cluster traffic stays inside the mesh."""
-    return grpc.aio.insecure_channel(f"dns:///{address}", interceptors=[_RequestIdInterceptor()], options=_OPTIONS)
+def channel(address: str, token: str = "") -> grpc.aio.Channel:
+    """An insecure channel to `address` (host:port); in-cluster traffic stays inside the
+    cluster's network policies, and carries the internal token when one is set."""
+    return grpc.aio.insecure_channel(f"dns:///{address}", interceptors=[_CallerInterceptor(token)], options=_OPTIONS)
 
 
-def blocking_channel(address: str) -> grpc.Channel:
+def blocking_channel(address: str, token: str = "") -> grpc.Channel:
     """The same, for threads that block (the Celery workers)."""
-    return grpc.insecure_channel(f"dns:///{address}", options=_OPTIONS)
+    plain = grpc.insecure_channel(f"dns:///{address}", options=_OPTIONS)
+    return grpc.intercept_channel(plain, _TokenInterceptor(token)) if token else plain

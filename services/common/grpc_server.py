@@ -2,6 +2,7 @@
 request ids, structured access logs, metrics, deadlines and graceful shutdown."""
 
 import asyncio
+import hmac
 import logging
 import signal
 import time
@@ -18,6 +19,7 @@ from services.common.readiness import Probe
 logger = logging.getLogger(__name__)
 _QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+INTERNAL_TOKEN_HEADER = "x-vizsearch-internal-token"
 
 
 class _Unparsable:
@@ -44,8 +46,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     passed or whose request does not parse, and records one access-log line and
     the RPC metrics."""
 
-    def __init__(self, service: str):
+    def __init__(self, service: str, internal_token: str = ""):
         self.service = service
+        self.internal_token = internal_token.encode()
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -67,6 +70,10 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the call started")
+                if self.internal_token and not hmac.compare_digest(
+                        metadata.get(INTERNAL_TOKEN_HEADER, "").encode(), self.internal_token):
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                        "missing or wrong internal token: only vizsearch's own services call this")
                 if isinstance(request, _Unparsable):
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                         f"the request is not a valid {name} message: {request.error}")
@@ -107,7 +114,8 @@ async def serve(
     NOT_SERVING until `ready` (say, waiting for a backend) completes, and then
     whenever `probe` names a backend that does not answer."""
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor(service)],
+        # The gateway's public door authenticates API keys instead.
+        interceptors=[ObservabilityInterceptor(service, "" if service == "gateway" else settings.internal_token)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

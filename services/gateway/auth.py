@@ -18,6 +18,10 @@ from pathlib import Path
 ROLES = ("read", "write", "admin")
 
 
+class InvalidKeys(ValueError):
+    pass
+
+
 class AuthError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -77,7 +81,7 @@ class KeyRing:
                 principal = Principal(str(entry["name"]), role, frozenset(datasets) if datasets is not None else None,
                                       limit)
             except (KeyError, ValueError, TypeError) as error:
-                raise SystemExit(f"API key {i} in the keys file is invalid: {error}") from error
+                raise InvalidKeys(f"API key {i} in the keys file is invalid: {error}") from error
             self.keys.append((digest, principal))
 
     @classmethod
@@ -85,9 +89,12 @@ class KeyRing:
         if path is None:
             return cls([])
         try:
-            return cls(json.loads(Path(path).read_text()))
+            entries = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise SystemExit(f"cannot read the API keys file {path}: {error}") from error
+            raise InvalidKeys(f"cannot read the API keys file {path}: {error}") from error
+        if not isinstance(entries, list):
+            raise InvalidKeys(f"the API keys file {path} holds no list")
+        return cls(entries)
 
     def authenticate(self, authorization: str | None) -> Principal:
         scheme, _, token = (authorization or "").partition(" ")
@@ -101,6 +108,37 @@ class KeyRing:
         if found is None:
             raise AuthError(401, "unknown API key")
         return found
+
+
+class KeyFile:
+    """The keys file, read again whenever it changes (a Secret mounted in a pod is replaced
+    in place when the Secret is edited): revoking a key takes effect within
+    VIZSEARCH_API_KEYS_RELOAD_S, without restarting anything. A file that turns invalid is
+    refused, and the keys read last stay in force."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self._version = self._stat()
+        self.ring = KeyRing.from_file(path)
+
+    def _stat(self) -> tuple | None:
+        try:
+            stat = Path(self.path).stat() if self.path else None
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_size, stat.st_ino) if stat else None
+
+    def reload_if_changed(self) -> bool:
+        """True when new keys were read."""
+        version = self._stat()
+        if version == self._version:
+            return False
+        ring = KeyRing.from_file(self.path)  # raises InvalidKeys: the old ring stays
+        self.ring, self._version = ring, version
+        return True
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        return self.ring.authenticate(authorization)
 
 
 def is_loopback(host: str) -> bool:

@@ -23,6 +23,9 @@ class GatewaySettings(ServiceSettings, StorageSettings):
     api_keys_file: Path | None = Field(
         None, description="JSON list of API keys, as hashes: [{name, sha256, role, datasets?}] (a mounted Secret)."
     )
+    api_keys_reload_s: float = Field(
+        5.0, gt=0, description="How often the keys file is checked for changes: a revoked key stops working "
+        "within this (a mounted Secret is updated in place; no restart).")
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per key (or client, without auth); 0: no limit.")
     max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest query image, uploaded or in base64.")
     max_body_bytes: int = Field(

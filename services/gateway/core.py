@@ -22,7 +22,7 @@ from services.common.genproto.vizsearch.v1 import (embedder_pb2, embedder_pb2_gr
                                                    query_pb2, query_pb2_grpc)
 from services.common import images, thumbnails
 from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge, object_name, signature
-from services.gateway.auth import ANONYMOUS, AuthError, KeyRing, Principal
+from services.gateway.auth import ANONYMOUS, AuthError, KeyFile, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import RateLimiter
 from vizsearch.names import check_dataset_name, check_key
@@ -117,7 +117,7 @@ class Backends:
 
     @classmethod
     def connect(cls, settings: GatewaySettings) -> "Backends":
-        channels = {name: grpc_client.channel(url) for name, url in (
+        channels = {name: grpc_client.channel(url, settings.internal_token) for name, url in (
             ("query", settings.query_url), ("indexer", settings.indexer_url), ("embedder", settings.embedder_url))}
         return cls(query_pb2_grpc.QueryStub(channels["query"]), indexer_pb2_grpc.IndexerStub(channels["indexer"]),
                    embedder_pb2_grpc.EmbedderStub(channels["embedder"]), channels)
@@ -128,7 +128,7 @@ class Backends:
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, backends: Backends, store: ObjectStore, keys: KeyRing,
+    def __init__(self, settings: GatewaySettings, backends: Backends, store: ObjectStore, keys: KeyFile,
                  limiter: RateLimiter):
         self.settings = settings
         self.backends = backends

@@ -45,7 +45,7 @@ class IndexerState:
         self.catalog = Catalog(self.redis, settings.box_margin)
         self.jobs = JobStore(self.redis, settings.job_history)
         self.work = WorkLedger(self.redis, settings.task_lease_s)
-        self._channel = grpc_client.blocking_channel(settings.embedder_url)
+        self._channel = grpc_client.blocking_channel(settings.embedder_url, settings.internal_token)
         self.embedder = embedder_pb2_grpc.EmbedderStub(self._channel)
         self._vectors: VectorStore | None = None
         self._model: tuple[float, common_pb2.ModelInfo] | None = None

@@ -1,4 +1,5 @@
-"""The HTTP endpoint MinIO posts bucket notifications to.
+"""The indexer's HTTP endpoints: the one MinIO posts bucket notifications to, and the
+backlog that worker autoscaling reads.
 
 Configure MinIO with `notify_webhook` pointing at POST /v1/minio/events and
 `auth_token` set to VIZSEARCH_WEBHOOK_TOKEN (MinIO sends it as a Bearer token).
@@ -25,6 +26,12 @@ class EventsAccepted(BaseModel):
     jobs: list[str]
 
 
+class Backlog(BaseModel):
+    planned_units: int
+    in_flight_units: int
+    pending_units: int  # both: the units a worker has still to run
+
+
 def _token_matches(authorization: str | None, expected: str) -> bool:
     if not expected or not authorization:
         return False
@@ -39,6 +46,17 @@ def create_app(indexer: Indexer, token: str, bucket: str) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/v1/backlog", response_model=Backlog)
+    async def backlog() -> Backlog:
+        """Units of work not finished: what worker autoscaling follows (KEDA's metrics-api
+        scaler), since the broker's own queue is kept short on purpose."""
+        work = indexer.state.work
+        try:
+            planned, in_flight = await asyncio.to_thread(lambda: (work.backlog(), len(work.in_flight())))
+        except redis.RedisError as error:
+            raise HTTPException(503, f"Redis: {error}") from error
+        return Backlog(planned_units=planned, in_flight_units=in_flight, pending_units=planned + in_flight)
 
     @app.post("/v1/minio/events", response_model=EventsAccepted)
     async def minio_events(request: Request, authorization: str | None = Header(default=None)) -> EventsAccepted:

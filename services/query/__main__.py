@@ -31,7 +31,7 @@ async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
 async def main() -> None:
     settings = QuerySettings()
     logs.configure("query", settings.log_level, settings.log_format)
-    channel = grpc_client.channel(settings.embedder_url)
+    channel = grpc_client.channel(settings.embedder_url, settings.internal_token)
     embedder = embedder_pb2_grpc.EmbedderStub(channel)
     servicer = QueryServicer()
 

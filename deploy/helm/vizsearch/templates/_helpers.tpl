@@ -147,6 +147,11 @@ topologySpreadConstraints: {{- toYaml . | nindent 2 }}
 {{- end }}
 - name: VIZSEARCH_REDIS_URL
   value: {{ include "vizsearch.redisUrl" . | quote }}
+{{- if .Values.security.internalToken.enabled }}
+- name: VIZSEARCH_INTERNAL_TOKEN
+  valueFrom:
+    secretKeyRef: {name: {{ include "vizsearch.secretName" (dict "root" . "name" "internal") }}, key: token}
+{{- end }}
 {{- if or .Values.secrets.milvus.existingSecret .Values.secrets.milvus.token }}
 - name: VIZSEARCH_MILVUS_TOKEN
   valueFrom:
