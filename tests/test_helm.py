@@ -3,6 +3,7 @@ sets, linted strictly, every manifest validated against Kubernetes 1.29 and 1.33
 and what matters asserted. No cluster is needed."""
 
 import copy
+import json
 from pathlib import Path
 
 import helm_python
@@ -29,8 +30,12 @@ VALUE_SETS = {
     },
     "cluster-milvus-ingress": {"milvus": {"cluster": {"enabled": True}}, "gateway": {"ingress": {
         "enabled": True, "tls": [{"secretName": "vizsearch-tls", "hosts": ["vizsearch.example.com"]}]}}},
+    "observability": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                                  "prometheusRule": {"enabled": True}, "dashboard": {"enabled": True},
+                                  "prometheusAdapterRules": {"enabled": True}}},
 }
-CRDS = {"ScaledObject"}  # KEDA's: not in Kubernetes' own schemas, checked by hand below
+# KEDA's and the Prometheus Operator's: not in Kubernetes' own schemas, checked by hand below.
+CRDS = {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
 
 
 def merge(base: dict, extra: dict) -> dict:
@@ -350,3 +355,60 @@ def test_internal_calls_carry_a_token_from_a_secret_every_service_reads(case):
 def test_policies_and_the_token_can_be_switched_off():
     docs, _ = render({"security": {"networkPolicies": {"enabled": False}, "internalToken": {"enabled": False}}})
     assert not kinds(docs, "NetworkPolicy") and "vs-vizsearch-internal" not in kinds(docs, "Secret")
+
+
+# -- Observability ----------------------------------------------------------------------
+COMPONENTS = ("gateway", "query", "indexer", "worker", "embedder", "triton")
+REPO = CHART.parents[2]
+
+
+def defined_metrics() -> set[str]:
+    """The vizsearch_* metric names the code defines (histograms add _bucket, _sum, _count)."""
+    import re
+    names = set()
+    for path in (REPO / "services").rglob("*.py"):
+        names |= set(re.findall(r'"(vizsearch_[a-z_]+)"', path.read_text()))
+    return names | {f"{n}_{suffix}" for n in names for suffix in ("bucket", "sum", "count")}
+
+
+def test_every_component_has_a_service_monitor_on_its_metrics_port(case):
+    name, docs, _ = case
+    monitors = kinds(docs, "ServiceMonitor")
+    if name != "observability":
+        assert not monitors and "PrometheusRule" not in {d["kind"] for d in docs}
+        return
+    services = kinds(docs, "Service")
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for component in COMPONENTS:
+        monitor = monitors[f"vs-vizsearch-{component}"]
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1" and monitor["metadata"]["labels"]["release"] == "prom"
+        wanted = monitor["spec"]["selector"]["matchLabels"]
+        matching = [s for s in services.values() if wanted.items() <= s["metadata"]["labels"].items()]
+        assert len(matching) == 1, component
+        [port] = matching[0]["spec"]["ports"]
+        assert port["name"] == monitor["spec"]["endpoints"][0]["port"] == "metrics"
+        assert port["port"] == values[component]["metricsPort"]
+
+
+def test_dashboards_and_alerts_use_metrics_that_exist(case):
+    import re
+    name, docs, _ = case
+    if name != "observability":
+        return
+    exported = defined_metrics()
+    dashboard = json.loads(kinds(docs, "ConfigMap")["vs-vizsearch-dashboard"]["data"]["vizsearch.json"])
+    expressions = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    titles = " ".join(p["title"] for p in dashboard["panels"])
+    for words in ("Requests per second", "Latency", "Errors", "Queue time", "GPU", "Images per second",
+                  "waiting", "Failures", "Milvus"):
+        assert words in titles, words
+    [rule] = kinds(docs, "PrometheusRule").values()
+    alerts = {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert {"VizsearchErrorRateHigh", "VizsearchIngestionStalled", "VizsearchIngestionQueueGrowing",
+            "VizsearchTritonQueueTimeHigh"} <= set(alerts)
+    for expression in expressions + list(alerts.values()):
+        for metric in re.findall(r"\b(vizsearch_[a-z_]+)", expression):
+            assert metric in exported, f"{metric} is not a metric the services export"
+    adapter = yaml.safe_load(kinds(docs, "ConfigMap")["vs-vizsearch-prometheus-adapter-rules"]["data"]["config.yaml"])
+    assert adapter["rules"][0]["name"]["as"] == yaml.safe_load(
+        (CHART / "values.yaml").read_text())["triton"]["autoscaling"]["queueMetricName"]
