@@ -290,10 +290,11 @@ def test_grpc_gives_what_http_gives(stack, api, images):
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "top_k" in error.value.details()
 
 
-def test_health_readiness_metrics_model_and_embeddings(api, images, dimension):
+def test_health_readiness_metrics_model_and_embeddings(stack, api, images, dimension):
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
-    assert "vizsearch_grpc_requests_total" in api.get("/metrics/").text
+    metrics = httpx.get(f"http://127.0.0.1:{stack.settings.gateway_metrics_port}/metrics").text
+    assert "vizsearch_grpc_requests_total" in metrics, "on the metrics port, not the public one"
     model = api.get("/v1/model", headers=key_of("reader")).json()
     assert model["dimension"] == dimension and model["version"]
     vectors = api.post("/v1/embeddings", json={"texts": ["a bus", "a dog"]}, headers=key_of("reader")).json()
