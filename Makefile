@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[model,local,dev]"
+	$(PYTHON) -m pip install -q -e ".[server,model,local,dev]"
 	$(PYTHON) -m pip install -q --no-deps open_clip_torch==3.3.0
 	@touch $@
 
@@ -35,11 +35,11 @@ demo: up
 # Retrieval quality on a generated held-out set, through the gateway (README: "Retrieval quality").
 EVAL_IMAGES ?= 500
 eval: up
-	$(PYTHON) -m vizsearch.evaluation --images $(EVAL_IMAGES) --out .run/eval.json
+	$(PYTHON) -m model.evaluation --images $(EVAL_IMAGES) --out .run/eval.json
 
 # Retrains the committed demo CLIP (models/vizsearch-demo-clip) on this machine's CPU.
 demo-model: setup
-	$(PYTHON) -m services.embedder.train_demo --out models/vizsearch-demo-clip
+	$(PYTHON) -m model.train_demo --out models/vizsearch-demo-clip
 
 down:
 	@test -x $(PYTHON) && $(PYTHON) -m services.localstack down || true

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import grpc
 
-from services.common.config import StorageSettings
 from services.common.genproto.vizsearch.v1 import embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc
-from services.common.storage import ObjectStore
 from services.common.vectors import VectorSettings, VectorStore
 from services.localstack.launcher import Stack
-from vizsearch import cli, demo_data
+from model import demo_data
+from vizsearch.client import Client
 
 KILLABLE = ("worker", "indexer", "embedder", "triton", "milvus", "redis")
 DELETE = "delete"
@@ -73,10 +72,10 @@ def _corners(bbox) -> tuple[float, float, float, float]:
 
 
 class Chaos:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, api_key: str | None = None):
         self.stack = stack
         s = stack.settings
-        self.store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{s.storage_port}"))
+        self.client = Client(f"http://127.0.0.1:{s.gateway_http_port}", api_key)
         self._indexer_channel = grpc.insecure_channel(f"127.0.0.1:{s.indexer_port}")
         self.indexer = indexer_pb2_grpc.IndexerStub(self._indexer_channel)
         self._embedder_channel = grpc.insecure_channel(f"127.0.0.1:{s.embedder_port}")
@@ -84,6 +83,7 @@ class Chaos:
         self.vectors = VectorStore(VectorSettings(milvus_uri=f"http://127.0.0.1:{s.milvus_port}"))
 
     def close(self) -> None:
+        self.client.close()
         self._indexer_channel.close()
         self._embedder_channel.close()
         self.vectors.close()
@@ -93,7 +93,7 @@ class Chaos:
             timeout_s: float = 600) -> Report:
         """Drops the folder as `dataset`, scans it, and injects the fault (a component's name,
         DELETE, or "" for none) once `after_done` images are indexed; returns what became of it."""
-        cli.upload(self.store, folder, dataset, threads=8)
+        self.client.upload(folder, dataset)
         job_id = self._retry(lambda: self.indexer.ScanDataset(indexer_pb2.ScanDatasetRequest(name=dataset),
                                                               timeout=10).id)
         deadline = time.monotonic() + timeout_s

@@ -4,7 +4,7 @@ built once into a cache outside git (600 MB)."""
 import os
 from pathlib import Path
 
-from services.embedder.checkpoints import write_random_checkpoint
+from model.checkpoints import write_random_checkpoint
 
 CACHE = Path(os.environ.get("VIZSEARCH_TEST_CACHE", Path.home() / ".cache" / "vizsearch-tests"))
 

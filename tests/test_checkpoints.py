@@ -3,7 +3,7 @@
 import pytest
 from transformers import CLIPTokenizer
 
-from services.embedder import checkpoints
+from model import checkpoints
 
 
 @pytest.fixture(scope="module")

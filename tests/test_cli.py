@@ -11,8 +11,7 @@ from vizsearch import cli
 pytestmark = pytest.mark.stack
 
 
-def test_ingest_uploads_follows_and_reports(stack, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VIZSEARCH_S3_ENDPOINT", f"127.0.0.1:{stack.settings.storage_port}")
+def test_ingest_uploads_through_the_gateway_follows_and_reports(stack, tmp_path, capsys):
     gateway = ["--url", f"http://127.0.0.1:{stack.settings.gateway_http_port}", "--api-key", TEST_KEYS["writer"][0]]
     folder = tmp_path / "drive"
     (folder / "day").mkdir(parents=True)
@@ -53,11 +52,68 @@ def test_ingest_uploads_follows_and_reports(stack, tmp_path, monkeypatch, capsys
     assert reply["results"][0]["objects"][0]["label"] == "bicycle"
 
 
-def test_ingest_refuses_a_missing_folder_and_a_bad_name(stack, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("VIZSEARCH_S3_ENDPOINT", f"127.0.0.1:{stack.settings.storage_port}")
+def test_ingest_refuses_a_missing_folder_and_a_bad_name(stack, tmp_path, capsys):
     gateway = ["--url", f"http://127.0.0.1:{stack.settings.gateway_http_port}", "--api-key", TEST_KEYS["writer"][0]]
     assert cli.main([*gateway, "ingest", str(tmp_path / "nope"), "--dataset", "x"]) == 1
     assert "is not a folder" in capsys.readouterr().err
     (tmp_path / "a.jpg").write_bytes(imagegen.encode(imagegen.scene(64, 64, seed=1)))
     assert cli.main([*gateway, "ingest", str(tmp_path), "--dataset", "bad name"]) == 1
     assert "dataset name 'bad name' is invalid" in capsys.readouterr().err
+
+
+def test_every_command_speaks_json_and_takes_global_options_after_it(stack, tmp_path, capsys):
+    url, key = f"http://127.0.0.1:{stack.settings.gateway_http_port}", TEST_KEYS["admin"][0]
+    folder = tmp_path / "verbs"
+    folder.mkdir()
+    for i in range(2):
+        (folder / f"{i}.jpg").write_bytes(imagegen.encode(imagegen.scene(96, 64, seed=300 + i)))
+    assert cli.main(["ingest", str(folder), "--dataset", "verbs", "--url", url, "--api-key", key, "--json"]) == 0
+    job = _last_json(capsys)
+    assert job["state"] == "succeeded" and job["done"] == 2
+    assert cli.main(["datasets", "--json", "--url", url, "--api-key", key]) == 0
+    assert "verbs" in [d["name"] for d in json.loads(capsys.readouterr().out)]
+    assert cli.main(["--url", url, "--api-key", key, "jobs", "--dataset", "verbs", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["id"] == job["id"]
+    assert cli.main(["job", job["id"], "--url", url, "--api-key", key]) == 0
+    assert f"job {job['id']}: succeeded: 2 indexed" in capsys.readouterr().out
+    assert cli.main(["scan", "verbs", "--wait", "--json", "--url", url, "--api-key", key]) == 0
+    assert _last_json(capsys)["skipped"] == 2
+    out = tmp_path / "copy.jpg"
+    assert cli.main(["download", "verbs", "1.jpg", "-o", str(out), "--url", url, "--api-key", key]) == 0
+    assert out.read_bytes() == (folder / "1.jpg").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["delete", "verbs", "--yes", "--json", "--url", url, "--api-key", key]) == 0
+    assert json.loads(capsys.readouterr().out) == {"deleted_entries": 2}
+
+
+def _last_json(capsys) -> dict:
+    """The JSON document a command printed (after any progress lines)."""
+    text = capsys.readouterr().out
+    return json.loads(text[text.index("{"):])
+
+
+def test_login_is_saved_privately_and_used(stack, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("VIZSEARCH_URL", raising=False)
+    monkeypatch.delenv("VIZSEARCH_API_KEY", raising=False)
+    url = f"http://127.0.0.1:{stack.settings.gateway_http_port}"
+    assert cli.main(["login", "--url", url, "--api-key", "wrong"]) == 1
+    assert "401: unknown API key" in capsys.readouterr().err and not cli.config_path().exists()
+    assert cli.main(["login", "--url", url, "--api-key", TEST_KEYS["reader"][0]]) == 0
+    saved = cli.config_path()
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert json.loads(saved.read_text()) == {"url": url, "api_key": TEST_KEYS["reader"][0]}
+    assert cli.main(["datasets"]) == 0, "URL and key from the saved login"
+    assert cli.main(["logout"]) == 0 and not saved.exists()
+
+
+def test_version_help_with_defaults_and_completion(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("vizsearch ")
+    with pytest.raises(SystemExit):
+        cli.main(["search", "--help"])
+    assert "(default: 10)" in capsys.readouterr().out
+    assert cli.main(["completion", "bash"]) == 0
+    script = capsys.readouterr().out
+    assert "complete -F _vizsearch vizsearch" in script and "ingest)" in script and "--dataset" in script

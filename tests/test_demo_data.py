@@ -4,7 +4,7 @@ import json
 
 from PIL import Image
 
-from vizsearch import cli, demo_data
+from model import demo_data
 
 
 def test_the_same_seed_gives_the_same_dataset_and_a_larger_set_extends_a_smaller(tmp_path):
@@ -43,7 +43,7 @@ def test_boxes_lie_in_the_image_and_frame_drawn_objects(tmp_path):
 
 
 def test_the_command_writes_a_dataset_ready_to_drop(tmp_path, capsys):
-    assert cli.main(["demo-data", "--out", str(tmp_path / "demo"), "--images", "3", "--seed", "1"]) == 0
+    assert demo_data.main(["--out", str(tmp_path / "demo"), "--images", "3", "--seed", "1"]) == 0
     assert "wrote 3 images" in capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "demo" / "images").iterdir()) == ["00000.jpg", "00001.jpg", "00002.jpg"]
 
@@ -51,5 +51,5 @@ def test_the_command_writes_a_dataset_ready_to_drop(tmp_path, capsys):
 def test_a_missing_font_is_named(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(demo_data, "FONT_PATHS", ("/nonexistent/NotoColorEmoji.ttf",))
     monkeypatch.delenv("VIZSEARCH_EMOJI_FONT", raising=False)
-    assert cli.main(["demo-data", "--out", str(tmp_path / "x"), "--images", "1"]) == 1
+    assert demo_data.main(["--out", str(tmp_path / "x"), "--images", "1"]) == 1
     assert "apt-get install fonts-noto-color-emoji" in capsys.readouterr().err

@@ -5,12 +5,10 @@ import json
 
 import pytest
 
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore
 from services.localstack import demo
-from vizsearch import demo_data, evaluation
+from model import demo_data, evaluation
 from vizsearch.client import Client
-from vizsearch.metrics import average_precision, precision_at, recall_at
+from model.metrics import average_precision, precision_at, recall_at
 from tests.conftest import TEST_KEYS
 
 # Below what this small run gives (0.84, 0.975, 0.745, 0.575, 1.0, 1.0 on 2026-11-27) and
@@ -48,10 +46,9 @@ def test_a_small_harness_run_stays_above_its_floors(stack, tmp_path, capsys):
     folder = tmp_path / "heldout"
     demo_data.generate(folder, 120, seed=2)
     truth = evaluation.load_ground_truth(folder, folder / "captions.json")
-    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
     with Client(f"http://127.0.0.1:{stack.settings.gateway_http_port}", TEST_KEYS["writer"][0]) as client:
-        evaluation.ingest(client, store, folder, "heldout", with_annotations=True)
-        evaluation.ingest(client, store, folder, "heldout-bare", with_annotations=False)
+        evaluation.ingest(client, folder, "heldout", with_annotations=True)
+        evaluation.ingest(client, folder, "heldout-bare", with_annotations=False)
         report = evaluation.evaluate(client, folder, truth, "heldout", "heldout-bare", queries=20,
                                      duplicate_queries=20, max_captions=40)
     print(evaluation.table(report))

@@ -21,7 +21,7 @@ ADMIN = {"Authorization": f"Bearer {TEST_KEYS['admin'][0]}"}
 
 @pytest.fixture(scope="module")
 def chaos(stack):
-    chaos = Chaos(stack)
+    chaos = Chaos(stack, TEST_KEYS["admin"][0])
     yield chaos
     chaos.close()
 

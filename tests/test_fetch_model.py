@@ -4,8 +4,8 @@ import pytest
 
 from services.common.config import StorageSettings
 from services.common.storage import ObjectStore
-from services.embedder.checkpoints import write_random_checkpoint
-from services.embedder.fetch_model import FetchError, fetch
+from model.checkpoints import write_random_checkpoint
+from model.fetch import FetchError, fetch
 
 pytestmark = pytest.mark.stack
 

@@ -117,7 +117,7 @@ def test_triton_gets_its_gpus_model_and_shared_memory(case):
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in triton["volumeMounts"]
     assert {"name": "VIZSEARCH_MODEL_DIR", "value": "/models/clip"} in triton["env"]
     fetch = spec["initContainers"][0]
-    assert fetch["command"][:3] == ["python", "-m", "services.embedder.fetch_model"]
+    assert fetch["command"][:3] == ["python", "-m", "model.fetch"]
     assert "openai/clip-vit-base-patch32" in fetch["command"] and {"name": "models", "mountPath": "/models"} in \
         fetch["volumeMounts"]
     shm = next(v for v in spec["volumes"] if v["name"] == "shm")

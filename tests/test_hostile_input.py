@@ -204,3 +204,29 @@ def test_the_indexer_reports_its_backlog_for_worker_autoscaling(stack):
     reply = httpx.get(f"http://127.0.0.1:{stack.settings.webhook_port}/v1/backlog", timeout=10).json()
     assert set(reply) == {"planned_units", "in_flight_units", "pending_units"}
     assert reply["pending_units"] == reply["planned_units"] + reply["in_flight_units"] >= 0
+
+
+def test_one_request_id_follows_a_search_through_every_service(stack, api):
+    """The HTTP door takes the caller's x-request-id, returns it, logs it, and passes it on:
+    the query service and the embedder log the same id."""
+    rid = f"trace-{time.time_ns()}"
+    reply = api.post("/v1/search", json={"query": {"text": f"a bus, request {rid}"}},  # new text: embedded anew
+                     headers={**READER, "x-request-id": rid})
+    assert reply.status_code == 200 and reply.headers["x-request-id"] == rid
+    deadline = time.monotonic() + 10
+    for component in ("gateway", "query", "embedder"):
+        while rid not in stack.log_file(component).read_text():
+            assert time.monotonic() < deadline, f"{component} did not log {rid}"
+            time.sleep(0.2)
+    access = [json.loads(line) for line in stack.log_file("gateway").read_text().splitlines()
+              if rid in line and '"msg": "http"' in line]
+    assert access and access[0]["route"] == "/v1/search" and access[0]["status"] == 200
+    minted = api.get("/v1/model", headers=READER).headers["x-request-id"]
+    assert len(minted) == 32, "one is minted when the caller sends none"
+
+
+def test_http_requests_are_counted_by_route(stack, api):
+    api.get("/v1/images/nope/a.jpg", headers=READER)
+    metrics = httpx.get(f"http://127.0.0.1:{stack.settings.gateway_metrics_port}/metrics").text
+    assert 'vizsearch_http_requests_total{method="GET",route="/v1/images/{dataset_name}/{key:path}",' \
+           'service="gateway",status="404"}' in metrics

@@ -14,8 +14,8 @@ from PIL import Image, ImageOps
 from transformers import CLIPImageProcessor
 
 from services.common import images
-from services.embedder import preprocess
-from services.embedder.checkpoints import write_image_processor
+from model import preprocess
+from model.checkpoints import write_image_processor
 from tests import imagegen
 
 MAX_PIXELS = 50_000_000

@@ -8,7 +8,7 @@ import sys
 import torch
 from transformers import CLIPModel, CLIPTokenizer
 
-from services.embedder import train_demo
+from model import train_demo
 from services.localstack.config import DEMO_MODEL
 
 

@@ -13,10 +13,8 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore
 from tests.conftest import TEST_KEYS
-from vizsearch import cli, demo_data
+from model import demo_data
 from vizsearch.client import Client
 
 pytestmark = pytest.mark.stack
@@ -40,9 +38,8 @@ def dataset(stack, tmp_path_factory) -> Drop:
     """Generated street scenes with their boxes, indexed."""
     folder = tmp_path_factory.mktemp("webapp-data")
     coco = demo_data.generate(folder, IMAGES, seed=21)
-    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
-    cli.upload(store, folder, DATASET, threads=8, include=lambda key: not key.endswith("captions.json"))
     with Client(gateway(stack), ADMIN_KEY) as client:
+        client.upload(folder, DATASET, include=lambda key: not key.endswith("captions.json"))
         job = client.scan(DATASET)
         deadline = time.monotonic() + 240
         while (job := client.job(job.id)).state in ("queued", "running"):
@@ -294,8 +291,8 @@ def test_the_datasets_page_shows_a_running_job_moving(page, stack, tmp_path):
     page.wait_for_selector(".dataset")
     folder = tmp_path / "drop"
     demo_data.generate(folder, 240, seed=33)
-    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{stack.settings.storage_port}"))
-    cli.upload(store, folder / "images", "webapp-progress", threads=8)
+    with Client(gateway(stack), ADMIN_KEY) as client:
+        client.upload(folder / "images", "webapp-progress")
     # Nobody asks: the reconciler finds the drop and indexes it; the page shows it happen.
     card = page.locator(".dataset[data-name='webapp-progress']")
     row = card.locator("tr.job").first

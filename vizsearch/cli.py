@@ -1,80 +1,74 @@
-"""The `vizsearch` command line.
+"""The `vizsearch` command line: search, ingest and watch datasets through the gateway.
 
-    vizsearch search "a bus at night" [--dataset D] [--top-k 10] [--json]
+    vizsearch login                           save the gateway's URL and your API key
+    vizsearch search "a bus at night" [--dataset D] [--top-k 10]
     vizsearch search --image photo.jpg [--box x1,y1,x2,y2]
-    vizsearch ingest FOLDER --dataset NAME   upload a folder and follow its indexing
-    vizsearch datasets                       list datasets with their counts
-    vizsearch jobs [--dataset NAME]          recent ingestion jobs
-    vizsearch demo-data --out DIR [--images N] [--seed S]   a generated street-scene dataset
+    vizsearch ingest FOLDER --dataset NAME    upload a folder (only what changed) and follow its indexing
+    vizsearch datasets | jobs [--dataset D] | job ID | scan NAME | delete NAME
+    vizsearch download DATASET KEY [-o FILE] | open DATASET KEY
+    vizsearch completion bash|zsh             shell completion (source its output)
 
-The gateway is VIZSEARCH_URL (default http://127.0.0.1:8080) with the key in
-VIZSEARCH_API_KEY; `ingest` uploads with the same VIZSEARCH_S3_* variables as
-the services.
+Every command takes --json (the API's answer, for machines), and the global options
+--url and --api-key before or after it. The gateway is --url, else VIZSEARCH_URL, else
+the one `vizsearch login` saved, else http://127.0.0.1:8080; the key likewise
+(VIZSEARCH_API_KEY). Exit status: 0 done, 2 done with failed files, 1 error.
 """
 
 import argparse
-import hashlib
+import json
 import os
+import stat
 import sys
 import time
+import webbrowser
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
 from pathlib import Path
+from urllib.parse import quote
 
-import httpx
-from tqdm import tqdm
-
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore, object_name
-from vizsearch.names import InvalidDatasetName, check_dataset_name
-from vizsearch.client import ApiError, Client
-from vizsearch.models import Job, SearchResponse
-
+DEFAULT_URL = "http://127.0.0.1:8080"
 FINISHED = {"succeeded", "completed_with_failures", "failed"}
-CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
-                 ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
-                 ".json": "application/json"}
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+# -- the saved login --------------------------------------------------------------
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "vizsearch" / "config.json"
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def saved_login() -> dict:
+    try:
+        return json.loads(config_path().read_text())
+    except (OSError, ValueError):
+        return {}
 
 
-def upload(store: ObjectStore, folder: Path, dataset: str, threads: int,
+def save_login(url: str, api_key: str | None) -> Path:
+    """Writes the login readable by its owner only (the key is a secret)."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as stream:
+        json.dump({"url": url, "api_key": api_key}, stream)
+    os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+    return path
+
+
+# -- what several commands (and the demo and the harness) use -------------------------
+def upload(client, folder: Path, dataset: str, threads: int,
            include: Callable[[str], bool] = lambda key: True) -> tuple[int, int]:
-    """Uploads every file under `folder` (whose relative path `include` accepts) to
-    `<dataset>/<relative path>`; a file whose stored copy has its size and MD5 (a
-    single-part ETag) is not sent again. Returns (uploaded, already there)."""
-    stored = {o.object_name: o for o in store.client.list_objects(store.bucket, prefix=f"{dataset}/", recursive=True)}
-    files = [path for path in _files(folder) if include(path.relative_to(folder).as_posix())]
+    """client.upload with a progress bar."""
+    from tqdm import tqdm
 
-    def send(path: Path) -> bool:
-        key = path.relative_to(folder).as_posix()
-        existing = stored.get(object_name(dataset, key))
-        if existing and existing.size == path.stat().st_size and (existing.etag or "").strip('"') == _md5(path):
-            return False
-        content_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
-        store.client.fput_object(store.bucket, object_name(dataset, key), str(path), content_type=content_type)
-        return True
-
-    sent = 0
-    with ThreadPoolExecutor(threads) as pool, tqdm(total=len(files), unit="file", desc="upload") as bar:
-        for was_sent in pool.map(send, files):
-            sent += was_sent
-            bar.update()
-    return sent, len(files) - sent
+    files = sum(1 for p in folder.rglob("*") if p.is_file())
+    with tqdm(total=files, unit="file", desc="upload") as bar:
+        return client.upload(folder, dataset, threads, include, progress=bar.update)
 
 
-def follow(client: Client, job_id: str, poll_s: float = 0.5) -> Job:
+def follow(client, job_id: str, poll_s: float = 0.5):
     """Shows the job's progress until it ends."""
+    from tqdm import tqdm
+
     bar = tqdm(unit="img", desc="index")
     try:
         while True:
@@ -91,7 +85,7 @@ def follow(client: Client, job_id: str, poll_s: float = 0.5) -> Job:
         bar.close()
 
 
-def report(job: Job, max_failures: int = 20) -> int:
+def report(job, max_failures: int = 20) -> int:
     print(f"job {job.id}: {job.state}: {job.done} indexed, {job.skipped} unchanged, {job.failed} failed, "
           f"{job.objects} objects" + (f", {job.annotation_errors} unusable annotations" if job.annotation_errors else ""))
     if job.error:
@@ -100,10 +94,49 @@ def report(job: Job, max_failures: int = 20) -> int:
         print(f"  {failure.key}: {failure.reason}")
     if len(job.failures) > max_failures:
         print(f"  ... and {len(job.failures) - max_failures} more (vizsearch jobs --dataset {job.dataset})")
+    return exit_status(job)
+
+
+def exit_status(job) -> int:
     return {"succeeded": 0, "completed_with_failures": 2}.get(job.state, 1)
 
 
-def cmd_ingest(args, client: Client) -> int:
+def emit(args, model) -> None:
+    """The API's answer as JSON (--json)."""
+    if isinstance(model, list):
+        print(json.dumps([m.model_dump(mode="json") for m in model], indent=2))
+    else:
+        print(model.model_dump_json(indent=2))
+
+
+# -- the commands ---------------------------------------------------------------------
+def cmd_search(args, client) -> int:
+    if (args.text is None) == (args.image is None):
+        print("give a text, or --image PATH (with --box for an object)", file=sys.stderr)
+        return 1
+    if args.box and not args.image:
+        print("--box needs --image", file=sys.stderr)
+        return 1
+    options = {"datasets": args.dataset or None, "labels": args.label or None, "level": args.level,
+               "top_k": args.top_k, "offset": args.offset, "min_score": args.min_score}
+    reply = client.search_text(args.text, **options) if args.text is not None else \
+        client.search_image(args.image, box=args.box, **options)
+    if args.json:
+        emit(args, reply)
+        return 0
+    print(f"{len(reply.results)} results in {reply.took_ms:.0f} ms (model {reply.model.model_id}, "
+          f"version {reply.model.version})")
+    print(f"{'#':>3} {'score':>7}  {'dataset':16} {'key':40} boxes")
+    for rank, hit in enumerate(reply.results, 1):
+        boxes = "; ".join(f"{o.label} [{', '.join(f'{v:.0f}' for v in o.box)}]" + (f" {o.score:.3f}" if o.score else "")
+                          for o in hit.objects)
+        print(f"{rank:3d} {hit.score:7.4f}  {hit.dataset:16} {hit.key:40} {boxes}")
+    return 0
+
+
+def cmd_ingest(args, client) -> int:
+    from vizsearch.names import InvalidDatasetName, check_dataset_name
+
     folder = Path(args.folder)
     if not folder.is_dir():
         print(f"{folder} is not a folder", file=sys.stderr)
@@ -113,26 +146,38 @@ def cmd_ingest(args, client: Client) -> int:
     except InvalidDatasetName as error:
         print(error, file=sys.stderr)
         return 1
-    store = ObjectStore(StorageSettings())
-    sent, kept = upload(store, folder, args.dataset, args.threads)
-    print(f"uploaded {sent} files to {store.bucket}/{args.dataset}/ ({kept} already there)")
+    sent, kept = upload(client, folder, args.dataset, args.threads)
+    if not args.json:
+        print(f"uploaded {sent} files to {args.dataset}/ ({kept} already there)")
     job = client.scan(args.dataset)
+    if not args.no_wait:
+        job = follow(client, job.id)
+    if args.json:
+        emit(args, job)
+        return exit_status(job) if not args.no_wait else 0
     if args.no_wait:
-        print(f"job {job.id} started: vizsearch jobs --dataset {args.dataset}")
+        print(f"job {job.id} started: vizsearch job {job.id}")
         return 0
-    return report(follow(client, job.id))
+    return report(job)
 
 
-def cmd_datasets(args, client: Client) -> int:
+def cmd_datasets(args, client) -> int:
+    datasets = client.datasets()
+    if args.json:
+        emit(args, datasets)
+        return 0
     print(f"{'dataset':24} {'images':>9} {'objects':>9} {'failed':>7}  last job")
-    for d in client.datasets():
+    for d in datasets:
         last = f"{d.last_job.id} {d.last_job.state}" if d.last_job else "-"
         print(f"{d.name:24} {d.images:9d} {d.objects:9d} {d.failed:7d}  {last}")
     return 0
 
 
-def cmd_jobs(args, client: Client) -> int:
+def cmd_jobs(args, client) -> int:
     jobs = client.jobs(args.dataset, args.limit)
+    if args.json:
+        emit(args, jobs)
+        return 0
     print(f"{'job':24} {'dataset':16} {'kind':9} {'state':24} {'total':>7} {'done':>7} {'skipped':>7} {'failed':>6}")
     for j in jobs:
         print(f"{j.id:24} {j.dataset:16} {j.kind:9} {j.state:24} {j.total:7d} {j.done:7d} {j.skipped:7d} {j.failed:6d}")
@@ -141,6 +186,96 @@ def cmd_jobs(args, client: Client) -> int:
     return 0
 
 
+def cmd_job(args, client) -> int:
+    job = follow(client, args.id) if args.wait else client.job(args.id)
+    if args.json:
+        emit(args, job)
+        return exit_status(job) if job.state in FINISHED else 0
+    return report(job)
+
+
+def cmd_scan(args, client) -> int:
+    job = client.scan(args.dataset)
+    if args.wait:
+        job = follow(client, job.id)
+    if args.json:
+        emit(args, job)
+    elif args.wait:
+        return report(job)
+    else:
+        print(f"job {job.id} started: vizsearch job {job.id} --wait")
+    return exit_status(job) if args.wait else 0
+
+
+def cmd_delete(args, client) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(f"refusing to delete {args.dataset} without --yes", file=sys.stderr)
+            return 1
+        if input(f"delete the dataset {args.dataset} (its vectors; the stored images stay)? [y/N] ").lower() != "y":
+            return 1
+    deleted = client.delete_dataset(args.dataset)
+    if args.json:
+        emit(args, deleted)
+    else:
+        print(f"deleted {args.dataset}: {deleted.deleted_entries} entries")
+    return 0
+
+
+def cmd_download(args, client) -> int:
+    data = client.image(args.dataset, args.key)
+    out = Path(args.output or Path(args.key).name)
+    out.write_bytes(data)
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "key": args.key, "path": str(out), "bytes": len(data)}))
+    else:
+        print(f"wrote {out} ({len(data)} bytes)")
+    return 0
+
+
+def cmd_open(args, client) -> int:
+    """Opens the web app on the image (a search by it), in the browser."""
+    url = f"{args.url.rstrip('/')}/?q={quote(json.dumps([{'image': {'dataset': args.dataset, 'key': args.key}}]))}" \
+          f"&datasets={quote(args.dataset)}"
+    if args.json:
+        print(json.dumps({"url": url}))
+    else:
+        print(url)
+    webbrowser.open(url)
+    return 0
+
+
+def cmd_login(args, client) -> int:
+    import getpass
+
+    key = args.api_key
+    if key is None and sys.stdin.isatty():
+        key = getpass.getpass(f"API key for {args.url} (empty: none): ") or None
+    client.set_api_key(key)
+    client.model()  # the gateway answers, and takes the key
+    path = save_login(args.url, key)
+    if args.json:
+        print(json.dumps({"url": args.url, "config": str(path)}))
+    else:
+        print(f"logged in to {args.url}; saved in {path} (readable by you only)")
+    return 0
+
+
+def cmd_logout(args, client) -> int:
+    config_path().unlink(missing_ok=True)
+    if not args.json:
+        print(f"forgot the saved login ({config_path()})")
+    return 0
+
+
+COMMANDS: dict[str, Callable] = {
+    "search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs, "job": cmd_job,
+    "scan": cmd_scan, "delete": cmd_delete, "download": cmd_download, "open": cmd_open, "login": cmd_login,
+    "logout": cmd_logout,
+}
+
+
+# -- the parser -------------------------------------------------------------------------
 def _box(text: str) -> list[float]:
     try:
         box = [float(v) for v in text.split(",")]
@@ -151,89 +286,114 @@ def _box(text: str) -> list[float]:
     return box
 
 
-def cmd_search(args, client: Client) -> int:
-    if (args.text is None) == (args.image is None):
-        print("give a text, or --image PATH (with --box for an object)", file=sys.stderr)
-        return 1
-    if args.box and not args.image:
-        print("--box needs --image", file=sys.stderr)
-        return 1
-    options = {"datasets": args.dataset or None, "labels": args.label or None, "level": args.level,
-               "top_k": args.top_k, "offset": args.offset, "min_score": args.min_score}
-    if args.text is not None:
-        reply = client.search_text(args.text, **options)
-    else:
-        reply = client.search_image(args.image, box=args.box, **options)
-    if args.json:
-        print(reply.model_dump_json(indent=2))
-    else:
-        print_results(reply)
-    return 0
-
-
-def print_results(reply: SearchResponse) -> None:
-    print(f"{len(reply.results)} results in {reply.took_ms:.0f} ms (model {reply.model.model_id}, "
-          f"version {reply.model.version})")
-    print(f"{'#':>3} {'score':>7}  {'dataset':16} {'key':40} boxes")
-    for rank, hit in enumerate(reply.results, 1):
-        boxes = "; ".join(f"{o.label} [{', '.join(f'{v:.0f}' for v in o.box)}]" + (f" {o.score:.3f}" if o.score else "")
-                          for o in hit.objects)
-        print(f"{rank:3d} {hit.score:7.4f}  {hit.dataset:16} {hit.key:40} {boxes}")
-
-
-def cmd_demo_data(args) -> int:
-    from vizsearch import demo_data
-
-    try:
-        coco = demo_data.generate(Path(args.out), args.images, args.seed)
-    except demo_data.MissingFont as error:
-        print(error, file=sys.stderr)
-        return 1
-    print(f"wrote {len(coco['images'])} images with {len(coco['annotations'])} boxes to {args.out} "
-          f"(images/, _annotations/instances.json, captions.json)\n"
-          f"next: vizsearch ingest {args.out} --dataset demo")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vizsearch", description=__doc__,
+def build_parser() -> argparse.ArgumentParser:
+    # The global options are accepted before the command and after it: each command's
+    # parser knows them too, without defaults of its own (SUPPRESS), so neither place wins
+    # over a value given at the other.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--url", help="the gateway (default: VIZSEARCH_URL, the saved login, or %s)" % DEFAULT_URL)
+    common.add_argument("--api-key", help="API key (default: VIZSEARCH_API_KEY or the saved login)")
+    common.add_argument("--json", action="store_true", help="print the API's answer as JSON")
+    formatter = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="vizsearch", description=__doc__, parents=[common],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("VIZSEARCH_URL", "http://127.0.0.1:8080"),
-                        help="the gateway (env VIZSEARCH_URL)")
-    parser.add_argument("--api-key", default=os.environ.get("VIZSEARCH_API_KEY"),
-                        help="API key (env VIZSEARCH_API_KEY; not needed when the gateway runs without auth)")
-    commands = parser.add_subparsers(dest="command", required=True)
-    search = commands.add_parser("search", help="search by text, example image or object")
-    search.add_argument("text", nargs="?")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common],
+                                   formatter_class=formatter)
+
+    search = command("search", "search by text, example image or object")
+    search.add_argument("text", nargs="?", help="what to look for")
     search.add_argument("--image", help="a local image file to search by")
     search.add_argument("--box", type=_box, help="x1,y1,x2,y2: search by this object of --image")
     search.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
     search.add_argument("--label", action="append", help="only objects with this label (repeatable; objects level)")
-    search.add_argument("--level", choices=["images", "objects"])
-    search.add_argument("--top-k", type=int, default=10)
-    search.add_argument("--offset", type=int, default=0)
-    search.add_argument("--min-score", type=float)
-    search.add_argument("--json", action="store_true", help="the full response as JSON")
-    ingest = commands.add_parser("ingest", help="upload a folder as a dataset and follow its indexing")
+    search.add_argument("--level", choices=["images", "objects"], help="default: objects for an object query")
+    search.add_argument("--top-k", type=int, default=10, help="results per page")
+    search.add_argument("--offset", type=int, default=0, help="results to skip (paging)")
+    search.add_argument("--min-score", type=float, help="drop results below this cosine similarity")
+    ingest = command("ingest", "upload a folder as a dataset (only what changed) and follow its indexing")
     ingest.add_argument("folder")
-    ingest.add_argument("--dataset", required=True, help="dataset name: the folder lands under <bucket>/<dataset>/")
-    ingest.add_argument("--threads", type=int, default=16, help="concurrent uploads")
+    ingest.add_argument("--dataset", required=True, help="dataset name: the folder lands under <dataset>/")
+    ingest.add_argument("--threads", type=int, default=8, help="concurrent uploads")
     ingest.add_argument("--no-wait", action="store_true", help="start the job and return")
-    commands.add_parser("datasets", help="list datasets")
-    jobs = commands.add_parser("jobs", help="recent ingestion jobs")
-    jobs.add_argument("--dataset", default="")
-    jobs.add_argument("--limit", type=int, default=20)
-    demo = commands.add_parser("demo-data", help="generate a street-scene dataset with boxes and captions")
-    demo.add_argument("--out", required=True)
-    demo.add_argument("--images", type=int, default=500)
-    demo.add_argument("--seed", type=int, default=0)
+    command("datasets", "list datasets with their counts")
+    jobs = command("jobs", "recent ingestion jobs")
+    jobs.add_argument("--dataset", default="", help="only this dataset's (and its latest job's failures)")
+    jobs.add_argument("--limit", type=int, default=20, help="how many")
+    job = command("job", "one job: its progress, failures and reasons")
+    job.add_argument("id")
+    job.add_argument("--wait", action="store_true", help="follow it until it ends")
+    scan = command("scan", "scan a dataset now (write role)")
+    scan.add_argument("dataset")
+    scan.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    delete = command("delete", "delete a dataset's vectors and records; the stored images stay (admin role)")
+    delete.add_argument("dataset")
+    delete.add_argument("--yes", action="store_true", help="do not ask")
+    download = command("download", "save a stored image")
+    download.add_argument("dataset")
+    download.add_argument("key")
+    download.add_argument("-o", "--output", help="where to write it (default: the key's file name)")
+    open_ = command("open", "open the web app on an image (a search by it)")
+    open_.add_argument("dataset")
+    open_.add_argument("key")
+    command("login", "save the gateway's URL and your API key (asked for when not given)")
+    command("logout", "forget the saved login")
+    completion = commands.add_parser("completion", help="print a shell completion script (bash or zsh)",
+                                     formatter_class=formatter)
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("vizsearch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """Completes the commands, then each command's options, from the parser itself."""
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    cases = "\n".join(
+        f"    {name}) opts=\"{' '.join(o for a in sub._actions for o in a.option_strings)}\" ;;"
+        for name, sub in subparsers.choices.items())
+    script = f"""_vizsearch() {{
+  local cur=${{COMP_WORDS[COMP_CWORD]}} command=${{COMP_WORDS[1]}} opts
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "{' '.join(subparsers.choices)} --version --help" -- "$cur")); return
+  fi
+  case "$command" in
+{cases}
+  esac
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
+}}
+complete -F _vizsearch vizsearch
+"""
+    return script if shell == "bash" else "autoload -U bashcompinit && bashcompinit\n" + script
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo-data":  # needs no gateway
-        return cmd_demo_data(args)
-    handler = {"search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs}[args.command]
+    if args.command == "completion":
+        print(completion_script(parser, args.shell), end="")
+        return 0
+    saved = saved_login()
+    args.url = getattr(args, "url", None) or os.environ.get("VIZSEARCH_URL") or saved.get("url") or DEFAULT_URL
+    if not hasattr(args, "api_key"):
+        args.api_key = os.environ.get("VIZSEARCH_API_KEY") or (saved.get("api_key") if args.command != "login" else None)
+    args.json = getattr(args, "json", False)
+
+    import httpx
+
+    from vizsearch.client import ApiError, Client
+
     with Client(args.url, args.api_key) as client:
         try:
-            return handler(args, client)
+            return COMMANDS[args.command](args, client)
         except ApiError as error:
             print(f"vizsearch: {error.status}: {error.detail}", file=sys.stderr)
             return 1

@@ -7,16 +7,51 @@
 """
 
 import base64
+import hashlib
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
 import httpx
 
-from vizsearch.models import Dataset, DatasetList, Embeddings, Job, JobList, ModelInfo, SearchResponse
+from vizsearch.models import Dataset, DatasetList, Deleted, Embeddings, Job, JobList, ModelInfo, SearchResponse
 
 logger = logging.getLogger(__name__)
+
+
+_CHECKED_PER_CALL = 1000
+_CONTENT_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+                  ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff", ".gif": "image/gif",
+                  ".json": "application/json"}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _content_type(path: Path) -> str:
+    return _CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def _raise_for_problem(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise ApiError(response.status_code, str(detail))
+
+
+def _answer(response: httpx.Response) -> dict:
+    _raise_for_problem(response)
+    return response.json()
 
 
 class ApiError(Exception):
@@ -50,21 +85,19 @@ class Client:
         self.rate_limit_retries = rate_limit_retries
 
     def _call(self, method: str, path: str, **kwargs) -> dict:
-        response = self.http.request(method, path, **kwargs)
+        return _answer(self._send(lambda: self.http.request(method, path, **kwargs), f"{method} {path}"))
+
+    def _send(self, request: Callable[[], httpx.Response], what: str) -> httpx.Response:
+        """request(), sent again while the gateway answers 429, after the wait it names."""
+        response = request()
         for _ in range(self.rate_limit_retries):
             if response.status_code != 429:
                 break
             wait = min(60.0, float(response.headers.get("Retry-After", "1")))
-            logger.warning("rate limited by the gateway: retrying %s %s in %.0f s", method, path, wait)
+            logger.warning("rate limited by the gateway: retrying %s in %.0f s", what, wait)
             time.sleep(wait)
-            response = self.http.request(method, path, **kwargs)
-        if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, str(detail))
-        return response.json()
+            response = request()
+        return response
 
     def search(self, query: dict, **options) -> SearchResponse:
         """Any query: {"text": ...}, {"image": ...}, {"object": ...} or {"all": [...]}; options are
@@ -92,6 +125,15 @@ class Client:
     def dataset(self, name: str) -> Dataset:
         return Dataset.model_validate(self._call("GET", f"/v1/datasets/{name}"))
 
+    def delete_dataset(self, name: str) -> Deleted:
+        """Removes the dataset's vectors and records (admin role); the stored images stay."""
+        return Deleted.model_validate(self._call("DELETE", f"/v1/datasets/{quote(name, safe='')}"))
+
+    def set_api_key(self, api_key: str | None) -> None:
+        self.http.headers.pop("Authorization", None)
+        if api_key:
+            self.http.headers["Authorization"] = f"Bearer {api_key}"
+
     def scan(self, name: str) -> Job:
         return Job.model_validate(self._call("POST", f"/v1/datasets/{name}/scan"))
 
@@ -101,10 +143,47 @@ class Client:
     def jobs(self, dataset: str = "", limit: int = 50) -> list[Job]:
         return JobList.model_validate(self._call("GET", "/v1/jobs", params={"dataset": dataset, "limit": limit})).jobs
 
+    def upload(self, folder: str | Path, dataset: str, threads: int = 8,
+               include: Callable[[str], bool] = lambda key: True,
+               progress: Callable[[int], None] = lambda files: None) -> tuple[int, int]:
+        """Uploads every file under `folder` (whose relative path `include` accepts, hidden
+        files left out) to `<dataset>/<relative path>` through the gateway (write role). A
+        file stored with the same bytes (sha256, computed here) is not sent again.
+        `progress(n)` is called as files are done. Returns (uploaded, already there)."""
+        root = Path(folder)
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and not any(
+            part.startswith(".") for part in p.relative_to(root).parts) and include(p.relative_to(root).as_posix()))
+        with ThreadPoolExecutor(threads) as pool:
+            hashes = list(pool.map(_sha256, paths))
+        files = [{"key": p.relative_to(root).as_posix(), "size": p.stat().st_size, "sha256": h}
+                 for p, h in zip(paths, hashes)]
+        by_key = {f["key"]: p for f, p in zip(files, paths)}
+        to_send: list[str] = []
+        for start in range(0, len(files), _CHECKED_PER_CALL):
+            checked = self._call("POST", f"/v1/datasets/{quote(dataset, safe='')}/files/check",
+                                 json={"files": files[start:start + _CHECKED_PER_CALL]})
+            to_send += checked["upload"]
+            progress(len(checked["unchanged"]))
+
+        def send(key: str) -> None:
+            path, url = by_key[key], f"/v1/datasets/{quote(dataset, safe='')}/files/{quote(key, safe='/')}"
+
+            def put() -> httpx.Response:
+                with path.open("rb") as body:  # opened anew for each try: a retry sends the whole file
+                    return self.http.put(url, content=body, headers={"Content-Type": _content_type(path)})
+
+            _answer(self._send(put, f"PUT {url}"))
+            progress(1)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(send, to_send))
+        return len(to_send), len(files) - len(to_send)
+
     def image(self, dataset: str, key: str) -> bytes:
-        response = self.http.get(f"/v1/images/{quote(dataset, safe='')}/{quote(key, safe='/')}", follow_redirects=True)
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, response.json().get("detail", response.text))
+        """The stored image's bytes."""
+        path = f"/v1/images/{quote(dataset, safe='')}/{quote(key, safe='/')}"
+        response = self._send(lambda: self.http.get(path, follow_redirects=True), f"GET {path}")
+        _raise_for_problem(response)
         return response.content
 
     def close(self) -> None:

@@ -194,3 +194,24 @@ class ThumbnailItem(BaseModel):
 
 class Thumbnails(BaseModel):
     thumbnails: list[ThumbnailItem]
+
+
+class FileSpec(BaseModel):
+    key: Text
+    size: int = Field(ge=0)
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+
+class FilesCheckBody(BaseModel):
+    files: list[FileSpec] = Field(min_length=1, max_length=10000)
+
+
+class FilesCheck(BaseModel):
+    upload: list[str] = Field(description="keys to send (new, or changed since uploaded)")
+    unchanged: list[str] = Field(description="keys stored with these bytes already")
+
+
+class UploadedFile(BaseModel):
+    key: str
+    size: int
+    sha256: str

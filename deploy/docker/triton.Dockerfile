@@ -8,6 +8,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # official index for this CUDA (the GPU path runs the towers in fp16).
 RUN pip install "torch==2.5.1" "transformers>=4.44,<6" "safetensors>=0.4" "tokenizers>=0.19"
 COPY deploy/triton-models /opt/vizsearch/triton-models
+# The runtime the models share (model/triton_runtime.py), importable as `model`.
+COPY model /opt/vizsearch/model
+ENV PYTHONPATH=/opt/vizsearch
 RUN chmod -R a+rX /opt/vizsearch
 USER triton-server
 CMD ["tritonserver", "--model-repository=/opt/vizsearch/triton-models"]

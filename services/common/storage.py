@@ -81,6 +81,11 @@ class ObjectStore:
     def put(self, dataset: str, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self.client.put_object(self.bucket, object_name(dataset, key), io.BytesIO(data), len(data), content_type)
 
+    def put_stream(self, dataset: str, key: str, stream, size: int, content_type: str) -> None:
+        """Stores `size` bytes read from a file-like object (multipart above 64 MiB)."""
+        self.client.put_object(self.bucket, object_name(dataset, key), stream, size, content_type,
+                               part_size=64 * 2**20)
+
     def datasets(self) -> list[str]:
         """The top-level prefixes of the bucket."""
         return [o.object_name.rstrip("/") for o in self.client.list_objects(self.bucket, recursive=False) if o.is_dir]

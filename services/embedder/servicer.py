@@ -14,7 +14,7 @@ import prometheus_client
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge
 from services.common import images
-from services.embedder import preprocess
+from model import preprocess
 from services.embedder.config import EmbedderSettings
 from services.embedder.triton import TritonClip, TritonUnavailable
 

@@ -18,6 +18,7 @@ from services.gateway.config import GatewaySettings
 from services.gateway.core import Backends, Gateway
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.servicer import GatewayServicer
+from services.gateway.uploads import UploadLedger
 
 logger = logging.getLogger("services.gateway")
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["Gateway"].full_name
@@ -47,9 +48,10 @@ async def main() -> None:
         logs.log(logger, logging.WARNING, "no API keys configured: every call will be refused (401)")
     logs.log(logger, logging.INFO, "authentication", enabled=settings.auth_enabled, keys=len(keys.ring.keys))
     backends = Backends.connect(settings)
-    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+    # Idle connections are checked before use: one that a Redis restart or stall broke is replaced.
+    redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, health_check_interval=5)
     limiter = RateLimiter(redis_client, settings.rate_limit_per_minute)
-    gateway = Gateway(settings, backends, ObjectStore(settings), keys, limiter)
+    gateway = Gateway(settings, backends, ObjectStore(settings), keys, limiter, UploadLedger(redis_client))
     http = EmbeddedHttpServer(http_api.create_app(gateway), settings.host, settings.http_port,
                               settings.forwarded_allow_ips or None)
     await http.start()

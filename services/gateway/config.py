@@ -27,7 +27,13 @@ class GatewaySettings(ServiceSettings, StorageSettings):
         5.0, gt=0, description="How often the keys file is checked for changes: a revoked key stops working "
         "within this (a mounted Secret is updated in place; no restart).")
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per key (or client, without auth); 0: no limit.")
+    bulk_rate_limit_factor: int = Field(
+        20, ge=1, description="Image fetches and file uploads count against a budget of their own, this many times "
+        "a key's rate limit: a page of results or a folder's files is one action of many requests.")
     max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest query image, uploaded or in base64.")
+    max_upload_bytes: int = Field(
+        2 * 2**30, description="Largest file uploaded through PUT /v1/datasets/{name}/files/{key} (annotation files "
+        "can be large); it is spooled to disk (/tmp) past 8 MiB on its way to storage.")
     max_body_bytes: int = Field(
         28 * 1024 * 1024, description="Largest request body: one largest image in base64 (4/3 of its size) and the "
         "rest of the request. Larger bodies are refused (413) before they are read.",

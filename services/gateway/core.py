@@ -4,11 +4,13 @@ deadline, and turn backend failures into errors that name the problem."""
 
 import asyncio
 import functools
+import hashlib
 import logging
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -25,6 +27,7 @@ from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge,
 from services.gateway.auth import ANONYMOUS, AuthError, KeyFile, Principal
 from services.gateway.config import GatewaySettings
 from services.gateway.ratelimit import RateLimiter
+from services.gateway.uploads import UploadLedger
 from vizsearch.names import check_dataset_name, check_key
 
 _DATASET_NAMES_TTL_S = 5.0
@@ -32,6 +35,7 @@ logger = logging.getLogger(__name__)
 IMAGE_CHUNK_BYTES = 256 * 1024
 MIN_THUMBNAIL, MAX_THUMBNAIL, DEFAULT_THUMBNAIL = 16, 1024, thumbnails.GRID_SIZE
 MAX_THUMBNAILS_PER_CALL = 100
+SPOOL_IN_MEMORY_BYTES = 8 * 2**20  # an upload larger than this waits on disk (/tmp) on its way to storage
 
 
 class GatewayError(Exception):
@@ -129,12 +133,13 @@ class Backends:
 
 class Gateway:
     def __init__(self, settings: GatewaySettings, backends: Backends, store: ObjectStore, keys: KeyFile,
-                 limiter: RateLimiter):
+                 limiter: RateLimiter, uploads: UploadLedger):
         self.settings = settings
         self.backends = backends
         self.store = store
         self.keys = keys
         self.limiter = limiter
+        self.uploads = uploads
         self._dataset_names: tuple[float, frozenset[str]] | None = None
         self._recent_thumbnails = RecentThumbnails(settings.thumbnail_memory_bytes, settings.thumbnail_memory_ttl_s)
         # Storage calls block: a pool of their own, so slow ones never hold up other work.
@@ -143,21 +148,28 @@ class Gateway:
     async def _in_storage_pool(self, call, *args):
         return await asyncio.get_running_loop().run_in_executor(self._storage, call, *args)
 
-    async def admit(self, authorization: str | None, client: str) -> Principal:
-        """Who is calling (401 for a missing or unknown key), within their rate (429)."""
+    async def admit(self, authorization: str | None, client: str, bulk: bool = False) -> Principal:
+        """Who is calling (401 for a missing or unknown key), within their rate (429). Bulk
+        requests (image fetches, file uploads) count against a budget of their own,
+        VIZSEARCH_BULK_RATE_LIMIT_FACTOR times the key's."""
         try:
             principal = self.keys.authenticate(authorization) if self.settings.auth_enabled else ANONYMOUS
         except AuthError as error:
             raise from_auth(error) from error
+        limit = principal.rate_limit_per_minute
+        if limit is None:
+            limit = self.limiter.per_minute
+        if bulk:
+            limit *= self.settings.bulk_rate_limit_factor
+        who = principal.name if self.settings.auth_enabled else client
         try:
-            wait = await self.limiter.retry_after(principal.name if self.settings.auth_enabled else client,
-                                                  principal.rate_limit_per_minute)
+            wait = await self.limiter.retry_after(f"{who}:bulk" if bulk else who, limit)
         except redis.RedisError as error:  # a safeguard: Redis down must not stop search
             logger.warning("rate limiter unavailable: %s", error)
             wait = 0
         if wait:
-            limit = principal.rate_limit_per_minute or self.limiter.per_minute
-            raise GatewayError(429, f"rate limit of {limit} requests per minute reached", retry_after=wait)
+            raise GatewayError(429, f"rate limit of {limit} {'bulk ' if bulk else ''}requests per minute reached",
+                               retry_after=wait)
         return principal
 
     async def _call(self, backend: str, method, request, timeout: float | None = None):
@@ -363,6 +375,67 @@ class Gateway:
         return await self._in_storage_pool(self.store.client.presigned_get_object, self.store.bucket,
                                            object_name(dataset, key), timedelta(seconds=self.settings.presign_ttl_s))
 
+    # -- uploads -----------------------------------------------------------
+    async def check_files(self, principal: Principal, dataset: str, files: list[tuple[str, int, str]]
+                          ) -> tuple[list[str], list[str]]:
+        """Of (key, size, sha256), which must be uploaded and which are stored unchanged."""
+        self._check_upload(principal, dataset, [key for key, _, _ in files])
+        recorded = await self._uploads_call(lambda: self.uploads.recorded(dataset, [key for key, _, _ in files]))
+        candidates = [(key, size) for key, size, sha in files if recorded.get(key, ("",))[0] == sha]
+
+        async def still_there(key: str, size: int) -> bool:
+            try:
+                stat = await self._storage_call(self.store.stat, dataset, key)
+            except GatewayError as error:
+                if error.status == 404:
+                    return False
+                raise
+            return stat.size == size and recorded[key][1] == signature(stat.size, stat.etag or "", stat.last_modified)
+
+        kept = await asyncio.gather(*(still_there(key, size) for key, size in candidates))
+        unchanged = {key for (key, _), same in zip(candidates, kept) if same}
+        return [key for key, _, _ in files if key not in unchanged], [key for key, _, _ in files if key in unchanged]
+
+    async def put_file(self, principal: Principal, dataset: str, key: str, chunks: AsyncIterator[bytes],
+                       content_type: str) -> tuple[int, str]:
+        """Stores a file under the dataset, hashing it on the way; returns its size and sha256."""
+        self._check_upload(principal, dataset, [key])
+        digest, size = hashlib.sha256(), 0
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY_BYTES) as spool:
+            async for chunk in chunks:
+                digest.update(chunk)
+                spool.write(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            await self._storage_call(lambda d, k: self.store.put_stream(d, k, spool, size, content_type), dataset, key)
+        stat = await self._storage_call(self.store.stat, dataset, key)
+        sha = digest.hexdigest()
+        stored = signature(stat.size or 0, stat.etag or "", stat.last_modified)
+        await self._uploads_call(lambda: self.uploads.record(dataset, key, sha, stored))
+        return size, sha
+
+    def _check_upload(self, principal: Principal, dataset: str, keys: list[str]) -> None:
+        self._check(principal.require, "write")
+        try:
+            check_dataset_name(dataset)
+            for key in keys:
+                check_key(dataset, key)
+        except ValueError as error:
+            raise GatewayError(422, str(error)) from error
+        self._check(principal.check_dataset, dataset)
+
+    @staticmethod
+    async def _uploads_call(call: Callable[[], Awaitable]):
+        """call(), once more if the connection it used was broken (Redis restarted or stalled)."""
+        for attempt in range(2):
+            try:
+                return await call()
+            except redis.ConnectionError as error:
+                if attempt:
+                    raise GatewayError(503, f"Redis: {error}") from error
+            except redis.RedisError as error:
+                raise GatewayError(503, f"Redis: {error}") from error
+
     # -- writes ----------------------------------------------------------
     async def scan(self, principal: Principal, name: str) -> indexer_pb2.Job:
         self._check(principal.require, "write")
@@ -375,6 +448,7 @@ class Gateway:
         reply = await self._call("indexer", self.backends.indexer.DeleteDataset,
                                  indexer_pb2.DeleteDatasetRequest(name=name), timeout=self.settings.delete_timeout_s)
         self._dataset_names = None  # this replica forgets it at once
+        await self._uploads_call(lambda: self.uploads.forget(name))
         return reply
 
     @staticmethod

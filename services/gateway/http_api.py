@@ -23,12 +23,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import images
+from services.common.http_observability import RequestObservability
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
 from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure,
-                              ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem, Query, SearchBody,
-                              SearchResponse, SearchResult, ThumbnailItem, Thumbnails, ThumbnailsBody)
+                              FilesCheck, FilesCheckBody, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
+                              Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
+                              ThumbnailsBody, UploadedFile)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
@@ -149,9 +151,13 @@ class Admission:
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         client = scope["client"][0] if scope.get("client") else "unknown"
-        limit = self.gateway.settings.max_body_bytes
+        upload = scope["method"] == "PUT" and "/files/" in scope["path"]
+        limit = self.gateway.settings.max_upload_bytes if upload else self.gateway.settings.max_body_bytes
+        # Many small requests make one user action (a page's images, a folder's files): they
+        # count against a larger budget of their own.
+        bulk = upload or (scope["method"] == "GET" and scope["path"].startswith("/v1/images/"))
         try:
-            principal = await self.gateway.admit(headers.get("authorization"), client)
+            principal = await self.gateway.admit(headers.get("authorization"), client, bulk=bulk)
             declared = headers.get("content-length")
             if declared is not None and not declared.isdigit():
                 raise GatewayError(400, f"Content-Length {declared[:40]!r} is not a number of bytes")
@@ -177,6 +183,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     app = FastAPI(title="vizsearch", version="1", description="Multi-modal search over image datasets.",
                   docs_url=None, redoc_url=None)
     app.add_middleware(Admission, gateway=gateway)
+    app.add_middleware(RequestObservability, service="gateway")  # added last: the outermost
     api = APIRouter(responses=PROBLEMS)
 
     @app.exception_handler(GatewayError)
@@ -283,6 +290,21 @@ def create_app(gateway: Gateway) -> FastAPI:
     @api.get("/v1/datasets/{name}", response_model=Dataset)
     async def get_dataset(name: str, principal: Caller):
         return dataset(await gateway.get_dataset(principal, name))
+
+    @api.post("/v1/datasets/{name}/files/check", response_model=FilesCheck)
+    async def check_files(name: str, body: FilesCheckBody, principal: Caller):
+        """Which of these files (key, size, sha256) to upload: those not stored with the same bytes."""
+        upload, unchanged = await gateway.check_files(principal, name, [(f.key, f.size, f.sha256) for f in body.files])
+        return FilesCheck(upload=upload, unchanged=unchanged)
+
+    @api.put("/v1/datasets/{name}/files/{key:path}", response_model=UploadedFile, status_code=201,
+             openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {}}}})
+    async def put_file(name: str, key: str, request: Request, principal: Caller):
+        """Stores the request body as <name>/<key> in the bucket (write role); the dataset is
+        indexed by its next scan, or at once when the bucket notifies the indexer."""
+        content_type = request.headers.get("content-type", "application/octet-stream")
+        size, sha = await gateway.put_file(principal, name, key, request.stream(), content_type)
+        return UploadedFile(key=key, size=size, sha256=sha)
 
     @api.post("/v1/datasets/{name}/scan", response_model=Job, status_code=202)
     async def scan_dataset(name: str, principal: Caller):

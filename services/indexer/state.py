@@ -40,7 +40,7 @@ class IndexerState:
         self.settings = settings
         # A stalled Redis must not hang a thread for ever: its calls time out and are retried.
         self.redis = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
-                                          socket_connect_timeout=settings.redis_timeout_s)
+                                          socket_connect_timeout=settings.redis_timeout_s, health_check_interval=5)
         self.store = ObjectStore(settings)
         self.catalog = Catalog(self.redis, settings.box_margin)
         self.jobs = JobStore(self.redis, settings.job_history)

@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.common.config import ENV_PREFIX
 
 REPO = Path(__file__).resolve().parents[2]
-# The small CLIP trained on the demo street scenes (services/embedder/train_demo.py), committed.
+# The small CLIP trained on the demo street scenes (model/train_demo.py), committed.
 DEMO_MODEL = REPO / "models" / "vizsearch-demo-clip"
 Port = Annotated[int, Field(ge=1, le=65535)]
 

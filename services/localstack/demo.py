@@ -6,10 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore
 from services.localstack.launcher import Stack
-from vizsearch import cli, demo_data
+from model import demo_data
+from vizsearch import cli
 from vizsearch.client import ApiError, Client
 from vizsearch.models import SearchResponse
 
@@ -42,13 +41,12 @@ def run(stack: Stack, api_key: str | None = None, images: int = IMAGES) -> int:
     if not (folder / "captions.json").is_file():
         demo_data.generate(folder, images, SEED)
     coco = json.loads((folder / "_annotations" / "instances.json").read_text())
-    store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{settings.storage_port}"))
-    sent, kept = cli.upload(store, folder, DATASET, threads=8)
-    print(f"dropped {sent} files into {store.bucket}/{DATASET}/ ({kept} already there)")
     image_key, _ = first_box_of(coco, "bus")
     object_key, box = first_box_of(coco, "taxi")
     with Client(url, api_key) as client:
         try:
+            sent, kept = cli.upload(client, folder, DATASET, threads=8)
+            print(f"uploaded {sent} files into {DATASET}/ ({kept} already there)")
             job = cli.follow(client, client.scan(DATASET).id)
             cli.report(job)
             if job.state == "failed":

@@ -101,7 +101,7 @@ class Stack:
             return
         if self.settings.model_is_local:
             raise StackError(f"VIZSEARCH_MODEL={self.settings.model} has no Hugging Face CLIP checkpoint (config.json)")
-        from services.embedder.fetch_model import fetch
+        from model.fetch import fetch
 
         log(f"fetching {self.settings.model} into {model_dir} ...")
         fetch(self.settings.model, model_dir)

@@ -26,11 +26,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack
-from vizsearch import cli, demo_data
+from model import demo_data
 from vizsearch.client import Client
 
 PORT_SHIFT = 13_000
@@ -119,9 +117,8 @@ def main() -> None:
             stack.up(log=lambda line: None)
             folder = Path(run_dir) / "demo"
             demo_data.generate(folder, IMAGES, seed=0)
-            store = ObjectStore(StorageSettings(s3_endpoint=f"127.0.0.1:{settings.storage_port}"))
-            cli.upload(store, folder, DATASET, threads=8)
             with Client(url) as client:
+                client.upload(folder, DATASET)
                 job = client.scan(DATASET)
                 while (job := client.job(job.id)).state in ("queued", "running"):
                     time.sleep(0.5)

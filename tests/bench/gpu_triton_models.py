@@ -71,7 +71,7 @@ def vit_b_32_random(out: Path, like: Path) -> Path:
     import torch
     from transformers import CLIPModel
 
-    from services.embedder.checkpoints import clip_config
+    from model.checkpoints import clip_config
 
     torch.manual_seed(0)
     CLIPModel(clip_config("vit-b-32")).save_pretrained(out, safe_serialization=True)

@@ -9,25 +9,25 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-import clip_runtime
+from model import triton_runtime
 
 
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
-        size = clip_runtime.image_size(clip_runtime.model_dir(auto_complete_model_config.as_dict()))
+        size = triton_runtime.image_size(triton_runtime.model_dir(auto_complete_model_config.as_dict()))
         pixels = {"name": "PIXELS", "data_type": "TYPE_UINT8", "dims": [size, size, 3]}
-        clip_runtime.add_embedding_io(auto_complete_model_config, pixels)
+        triton_runtime.add_embedding_io(auto_complete_model_config, pixels)
         return auto_complete_model_config
 
     def initialize(self, args):
         import torch
         from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-        path = clip_runtime.model_dir(json.loads(args["model_config"]))
-        self.device, self.dtype = clip_runtime.device_and_dtype(args)
+        path = triton_runtime.model_dir(json.loads(args["model_config"]))
+        self.device, self.dtype = triton_runtime.device_and_dtype(args)
         self.model = CLIPVisionModelWithProjection.from_pretrained(
-            path, config=clip_runtime.tower_config(path, "vision"), dtype=self.dtype
+            path, config=triton_runtime.tower_config(path, "vision"), dtype=self.dtype
         ).to(self.device).eval()
         processor = CLIPImageProcessor.from_pretrained(path)
         shape = (1, 3, 1, 1)
@@ -44,4 +44,4 @@ class TritonPythonModel:
             batch = torch.from_numpy(np.concatenate(pixels)).to(self.device)
             batch = (batch.permute(0, 3, 1, 2).float() - self.mean) / self.std
             embeddings = self.model(pixel_values=batch.to(self.dtype)).image_embeds
-        return clip_runtime.embedding_responses(pb_utils, embeddings, counts)
+        return triton_runtime.embedding_responses(pb_utils, embeddings, counts)

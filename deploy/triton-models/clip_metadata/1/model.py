@@ -11,18 +11,18 @@ import os
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-import clip_runtime
+from model import triton_runtime
 
 
 class TritonPythonModel:
     def initialize(self, args):
-        path = clip_runtime.model_dir(json.loads(args["model_config"]))
+        path = triton_runtime.model_dir(json.loads(args["model_config"]))
         document = {
             "model_id": os.environ.get("VIZSEARCH_MODEL") or str(path),
-            "dimension": clip_runtime.embedding_dim(path),
-            "version": clip_runtime.weights_version(path),
-            "image_size": clip_runtime.image_size(path),
-            "max_text_tokens": clip_runtime.max_text_tokens(path),
+            "dimension": triton_runtime.embedding_dim(path),
+            "version": triton_runtime.weights_version(path),
+            "image_size": triton_runtime.image_size(path),
+            "max_text_tokens": triton_runtime.max_text_tokens(path),
         }
         self.document = np.array([json.dumps(document).encode()], dtype=np.object_)
 

@@ -9,26 +9,26 @@ import json
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-import clip_runtime
+from model import triton_runtime
 
 
 class TritonPythonModel:
     @staticmethod
     def auto_complete_config(auto_complete_model_config):
         text = {"name": "TEXT", "data_type": "TYPE_STRING", "dims": [1]}
-        clip_runtime.add_embedding_io(auto_complete_model_config, text)
+        triton_runtime.add_embedding_io(auto_complete_model_config, text)
         return auto_complete_model_config
 
     def initialize(self, args):
         from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-        path = clip_runtime.model_dir(json.loads(args["model_config"]))
-        self.device, self.dtype = clip_runtime.device_and_dtype(args)
+        path = triton_runtime.model_dir(json.loads(args["model_config"]))
+        self.device, self.dtype = triton_runtime.device_and_dtype(args)
         self.model = CLIPTextModelWithProjection.from_pretrained(
-            path, config=clip_runtime.tower_config(path, "text"), dtype=self.dtype
+            path, config=triton_runtime.tower_config(path, "text"), dtype=self.dtype
         ).to(self.device).eval()
         self.tokenizer = CLIPTokenizer.from_pretrained(path)
-        self.max_tokens = clip_runtime.max_text_tokens(path)
+        self.max_tokens = triton_runtime.max_text_tokens(path)
 
     def execute(self, requests):
         import torch
@@ -41,4 +41,4 @@ class TritonPythonModel:
         ).to(self.device)
         with torch.inference_mode():
             embeddings = self.model(**tokens).text_embeds
-        return clip_runtime.embedding_responses(pb_utils, embeddings, counts)
+        return triton_runtime.embedding_responses(pb_utils, embeddings, counts)

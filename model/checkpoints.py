@@ -2,7 +2,7 @@
 vocabulary that ships inside the open_clip_torch wheel, the reference image-processor
 config, and randomly initialised weights of a chosen shape.
 
-    python -m services.embedder.checkpoints random --shape tiny --out DIR
+    python -m model.checkpoints random --shape tiny --out DIR
 
 A random model embeds faithfully but understands nothing; it stands in where no
 trained checkpoint can be downloaded (tests, benchmarks, the local stack's default).
@@ -20,7 +20,7 @@ SHAPES = {
     "vit-b-32": dict(vision=(12, 768, 12, 32, 224), text=(12, 512, 8), projection=512),
     # Small enough to start in seconds on a laptop CPU; same preprocessing as the real one.
     "tiny": dict(vision=(2, 128, 4, 32, 224), text=(2, 128, 4), projection=128),
-    # The demo model that services.embedder.train_demo trains on a CPU: 9 M parameters.
+    # The demo model that model.train_demo trains on a CPU: 9 M parameters.
     "demo": dict(vision=(4, 192, 6, 32, 224), text=(3, 128, 4), projection=128),
 }
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]

@@ -1,7 +1,7 @@
 """Trains vizsearch's demo CLIP: a small Hugging Face CLIPModel that understands the
 street scenes of `vizsearch demo-data`, trained from scratch on this machine's CPU.
 
-    python -m services.embedder.train_demo --out models/vizsearch-demo-clip
+    python -m model.train_demo --out models/vizsearch-demo-clip
 
 The recipe, deterministic for --seed (the checkpoint's training.json records it):
 - data: --scenes scenes of demo_data's generator under seed --data-seed (held-out
@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from services.common import images
-from services.embedder import checkpoints, preprocess
-from vizsearch import demo_data
-from vizsearch.metrics import precision_at
+from model import checkpoints, preprocess
+from model import demo_data
+from model.metrics import precision_at
 
 SHAPE = "demo"
 SIZE = 224

@@ -1,8 +1,9 @@
 """What the three CLIP models of this repository share: where the checkpoint is,
 which device and precision to run on, and the checkpoint's identity.
 
-clip_text/1 and clip_metadata/1 link to this file, so the repository stays
-self-contained (Triton puts each model's version folder on sys.path).
+The models in deploy/triton-models import it as `model.triton_runtime`: the repository's
+root is on Triton's Python path (the local stack's Triton runs the project's virtual
+environment; the Triton image copies model/ and sets PYTHONPATH).
 
 The checkpoint is any Hugging Face CLIP directory (CLIPModel weights, tokenizer,
 image-processor config). It is found in VIZSEARCH_MODEL_DIR, else the model

@@ -1,7 +1,7 @@
 """Retrieval quality of a running vizsearch, measured through the gateway's public API.
 
-    python -m vizsearch.evaluation                      # a generated held-out demo set (make eval)
-    python -m vizsearch.evaluation --data DIR [--captions FILE] [--name coco]
+    python -m model.evaluation                      # a generated held-out demo set (make eval)
+    python -m model.evaluation --data DIR [--captions FILE] [--name coco]
 
 The dataset (a generated one, or DIR: images plus COCO detection JSON under
 `_annotations/`) is uploaded twice: with its annotations, and without them (image
@@ -31,11 +31,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from services.common.config import StorageSettings
-from services.common.storage import ObjectStore
 from vizsearch import cli
 from vizsearch.client import Client, image_spec
-from vizsearch.metrics import average_precision, precision_at, recall_at
+from model.metrics import average_precision, precision_at, recall_at
 
 ANNOTATIONS_PREFIX = "_annotations/"
 # The issue's targets, on a generated held-out set served by the demo model.
@@ -105,9 +103,9 @@ def spread(items: list, count: int) -> list:
     return [items[i * len(items) // count] for i in range(count)]
 
 
-def ingest(client: Client, store: ObjectStore, folder: Path, dataset: str, with_annotations: bool) -> None:
+def ingest(client: Client, folder: Path, dataset: str, with_annotations: bool) -> None:
     include = (lambda key: True) if with_annotations else (lambda key: not key.startswith(ANNOTATIONS_PREFIX))
-    sent, kept = cli.upload(store, folder, dataset, threads=8, include=include)
+    sent, kept = cli.upload(client, folder, dataset, threads=8, include=include)
     print(f"{dataset}: uploaded {sent} files ({kept} already there)", flush=True)
     job = cli.follow(client, client.scan(dataset).id)
     if job.state == "failed":
@@ -245,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
 
     folder, name = args.data, args.name
     if folder is None:
-        from vizsearch import demo_data
+        from model import demo_data
 
         folder = args.cache / f"demo-s{args.seed}-{args.images}"
         name = name or f"eval-demo-s{args.seed}-{args.images}"
@@ -254,10 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     elif not name:
         parser.error("--data needs --name")
     truth = load_ground_truth(folder, args.captions or folder / "captions.json")
-    store = ObjectStore(StorageSettings())
     with Client(args.url, args.api_key, timeout_s=120) as client:
-        ingest(client, store, folder, name, with_annotations=True)
-        ingest(client, store, folder, f"{name}-bare", with_annotations=False)
+        ingest(client, folder, name, with_annotations=True)
+        ingest(client, folder, f"{name}-bare", with_annotations=False)
         report = evaluate(client, folder, truth, name, f"{name}-bare", args.queries, args.duplicate_queries,
                           args.max_captions)
     print(table(report))

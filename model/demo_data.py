@@ -4,12 +4,14 @@ varied colours and light) with 1 to 5 objects drawn from the Noto Color Emoji fo
 `_annotations/`, and a caption per image. Deterministic for a seed; image i depends
 only on (seed, i), so a larger set extends a smaller one.
 
-    vizsearch demo-data --out ./demo --images 500 --seed 0
+    python -m model.demo_data --out ./demo --images 500 --seed 0
 """
 
+import argparse
 import io
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,3 +181,25 @@ def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
     # COCO's captions format, as in captions_val2017.json; outside _annotations/, which holds boxes.
     (out / "captions.json").write_text(json.dumps({"images": coco["images"], "annotations": captions}, indent=1))
     return coco
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m model.demo_data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    try:
+        coco = generate(args.out, args.images, args.seed)
+    except MissingFont as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"wrote {len(coco['images'])} images with {len(coco['annotations'])} boxes to {args.out} "
+          f"(images/, _annotations/instances.json, captions.json)\n"
+          f"next: vizsearch ingest {args.out} --dataset demo")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,8 +1,8 @@
 """Fetches the CLIP checkpoint Triton serves into a directory (the Triton pod's init
 container; the local stack for hub ids):
 
-    python -m services.embedder.fetch_model --source openai/clip-vit-base-patch32 --out /models/clip
-    python -m services.embedder.fetch_model --source s3://vizsearch/_models/clip-b32 --out /models/clip
+    python -m model.fetch --source openai/clip-vit-base-patch32 --out /models/clip
+    python -m model.fetch --source s3://vizsearch/_models/clip-b32 --out /models/clip
 
 A hub id is downloaded from Hugging Face; s3://<bucket>/<prefix> is copied from object
 storage (VIZSEARCH_S3_* settings), so pods need no internet when the weights are in

@@ -1,1 +1,0 @@
-../../clip_image/1/clip_runtime.py
