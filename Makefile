@@ -32,7 +32,7 @@ up: setup
 demo: up
 	$(PYTHON) -m services.localstack demo
 
-# Retrieval quality on a generated held-out set, through the gateway (README: "Retrieval quality").
+# Retrieval quality on a generated held-out set, through the gateway (docs/model.md: "Retrieval quality").
 EVAL_IMAGES ?= 500
 eval: up
 	$(PYTHON) -m model.evaluation --images $(EVAL_IMAGES) --out .run/eval.json
@@ -63,12 +63,12 @@ N ?= 2000
 bench-ingest: setup
 	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
 
-# The web app's speed in headless Chromium (README: "The web app").
+# The web app's speed in headless Chromium (docs/web-app.md).
 QUERIES ?= 20
 bench-ui: setup
 	$(PYTHON) -m tests.bench.bench_ui --queries $(QUERIES)
 
-# Faults during ingestion (a table of recovery times and counts; README: "Faults").
+# Faults during ingestion (a table of recovery times and counts; docs/faults.md).
 IMAGES ?= 300
 chaos: setup
 	$(PYTHON) -m tests.bench.chaos --images $(IMAGES)

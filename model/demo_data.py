@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vizsearch.names import ANNOTATIONS_DIR
+
 WIDTH, HEIGHT = 640, 384
 EMOJI_FONT_SIZE = 109  # the only size the bitmap font has
 MAX_TRIES = 20
@@ -158,7 +160,7 @@ def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
     captions) under `out`."""
     sprites = emoji_sprites()
     (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "_annotations").mkdir(exist_ok=True)
+    (out / ANNOTATIONS_DIR).mkdir(exist_ok=True)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]
     category_ids = {c["name"]: c["id"] for c in categories}
     coco = {"info": {"description": f"vizsearch demo street scenes, seed {seed}"},
@@ -177,7 +179,7 @@ def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
                                         "category_id": category_ids[p.label], "bbox": [x1, y1, x2 - x1, y2 - y1],
                                         "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
         captions.append({"id": i + 1, "image_id": i + 1, "caption": caption(placed, light)})
-    (out / "_annotations" / "instances.json").write_text(json.dumps(coco))
+    (out / ANNOTATIONS_DIR / "instances.json").write_text(json.dumps(coco))
     # COCO's captions format, as in captions_val2017.json; outside _annotations/, which holds boxes.
     (out / "captions.json").write_text(json.dumps({"images": coco["images"], "annotations": captions}, indent=1))
     return coco

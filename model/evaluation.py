@@ -31,11 +31,11 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
+from model.metrics import average_precision, precision_at, recall_at
 from vizsearch import cli
 from vizsearch.client import Client, image_spec
-from model.metrics import average_precision, precision_at, recall_at
+from vizsearch.names import ANNOTATIONS_DIR
 
-ANNOTATIONS_PREFIX = "_annotations/"
 # The targets, on a generated held-out set served by the demo model.
 TARGETS = {"text_to_image.precision_at_10": 0.8, "object_to_image.precision_at_10": 0.8,
            "duplicates.near_rank1": 0.98}
@@ -67,10 +67,10 @@ def _key_of(file_names: list[str], keys: set[str]) -> dict[str, str]:
 
 def load_ground_truth(folder: Path, captions_file: Path | None) -> GroundTruth:
     keys = {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and not p.relative_to(folder).as_posix().startswith(ANNOTATIONS_PREFIX)}
-    detections = sorted((folder / ANNOTATIONS_PREFIX).glob("*.json"))
+            if p.is_file() and not p.relative_to(folder).as_posix().startswith(ANNOTATIONS_DIR)}
+    detections = sorted((folder / ANNOTATIONS_DIR).glob("*.json"))
     if not detections:
-        raise SystemExit(f"no COCO detection JSON under {folder / ANNOTATIONS_PREFIX}")
+        raise SystemExit(f"no COCO detection JSON under {folder / ANNOTATIONS_DIR}")
     truth = GroundTruth(classes=[])
     for path in detections:
         coco = json.loads(path.read_text())
@@ -104,7 +104,7 @@ def spread(items: list, count: int) -> list:
 
 
 def ingest(client: Client, folder: Path, dataset: str, with_annotations: bool) -> None:
-    include = (lambda key: True) if with_annotations else (lambda key: not key.startswith(ANNOTATIONS_PREFIX))
+    include = (lambda key: True) if with_annotations else (lambda key: not key.startswith(ANNOTATIONS_DIR))
     sent, kept = cli.upload(client, folder, dataset, threads=8, include=include)
     print(f"{dataset}: uploaded {sent} files ({kept} already there)", flush=True)
     job = cli.follow(client, client.scan(dataset).id)

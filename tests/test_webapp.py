@@ -197,7 +197,7 @@ def test_clicking_an_annotated_box_searches_by_it_and_the_keyboard_draws_too(pag
     wait_for_results(page)
     page.locator("#grid .card").first.locator(".frame").click()
     page.wait_for_selector("#viewer[data-ready]")
-    page.locator(f"#viewer .annotation:has(text:text-is('taxi')) rect").first.click()
+    page.locator("#viewer .annotation:has(text:text-is('taxi')) rect").first.click()
     assert [round(float(v)) for v in page.get_attribute("#viewer .overlay", "data-box").split(",")] == \
         [round(v) for v in box]
     page.keyboard.press("Enter")

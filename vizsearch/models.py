@@ -9,7 +9,9 @@ from vizsearch.names import check_dataset_name, check_key, check_text
 
 
 # Milvus caps top_k + offset at 16,384.
-MAX_OFFSET = 16384 - 1
+# Milvus answers at most 16,384 hits past the first (limit + offset): the deepest a page can start.
+RESULT_WINDOW = 16384
+MAX_OFFSET = RESULT_WINDOW - 1
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
 # Every string a request carries is valid Unicode (JSON can spell lone surrogates; no backend takes them).
 Text = Annotated[str, AfterValidator(check_text)]

@@ -7,6 +7,8 @@ import re
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # S3's limit on a whole object name ("<dataset>/<key>"), in bytes of UTF-8.
 MAX_OBJECT_NAME_BYTES = 1024
+# A dataset's annotation files (COCO or BDD100K JSON) live under this prefix; they are not images.
+ANNOTATIONS_DIR = "_annotations/"
 
 
 class InvalidDatasetName(ValueError):

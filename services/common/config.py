@@ -1,7 +1,7 @@
 """Configuration: every service reads one pydantic-settings model from VIZSEARCH_* variables.
 
 The knobs shared by all services live here; each service's config.py extends
-ServiceSettings with its own. The README lists every variable.
+ServiceSettings with its own. docs/services.md lists every variable.
 """
 
 from typing import Literal

@@ -25,6 +25,7 @@ from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from services.common.config import ENV_PREFIX
+from vizsearch.models import RESULT_WINDOW
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ LEVELS = ("images", "objects")
 # Part of every collection's name: a schema change gets new collections, filled by the
 # next scans, instead of writes failing against old ones.
 SCHEMA_REVISION = 3
-# Where an object entry's box comes from (the `source` field).
-GROUND_TRUTH = "ground_truth"
-PREDICTION = "prediction"
 MAX_KEY_CHARS = 1024
 MAX_LABEL_CHARS = 256
 # Milvus's longest VARCHAR: an image's boxes, as JSON, must fit (else readers look them up).
@@ -133,13 +131,42 @@ def is_missing_collection(error: Exception) -> bool:
     return isinstance(error, MilvusException) and error.code == COLLECTION_NOT_FOUND
 
 
+# -- expressions: every Milvus filter is built here; user strings pass through quote(),
+# numbers through float(), so nothing a user sends is pasted into an expression.
 def quote(value: str) -> str:
-    """A Milvus expression string literal: every user value goes through here, never pasted raw."""
+    """A Milvus expression string literal."""
     return json.dumps(value, ensure_ascii=False)
 
 
 def quote_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(quote(v) for v in values) + "]"
+
+
+def search_filter(datasets: Sequence[str] = (), labels: Sequence[str] = (), sources: Sequence[str] = (),
+                  min_box_area: float | None = None) -> str:
+    """A search's filter ('' for none); labels, sources and min_box_area apply to object entries."""
+    parts = []
+    if datasets:
+        parts.append(f"dataset in {quote_list(datasets)}")
+    if labels:
+        parts.append(f"label in {quote_list(labels)}")
+    if sources:
+        parts.append(f"source in {quote_list(sorted(set(sources)))}")
+    if min_box_area is not None:
+        parts.append(f"box_area >= {float(min_box_area)!r}")
+    return " and ".join(parts)
+
+
+def box_near(dataset: str, key: str, box: Sequence[float], tolerance: float = 0.01) -> str:
+    """The object entries of one image whose box corners are within `tolerance` pixels of `box`."""
+    near = " and ".join(f"{field} >= {float(value) - tolerance!r} and {field} <= {float(value) + tolerance!r}"
+                        for field, value in zip(("box_x1", "box_y1", "box_x2", "box_y2"), box))
+    return f"dataset == {quote(dataset)} and key == {quote(key)} and {near}"
+
+
+def of_images(keys_by_dataset: dict[str, Sequence[str]]) -> str:
+    """The entries of these images, given as {dataset: keys}."""
+    return " or ".join(f"(dataset == {quote(d)} and key in {quote_list(keys)})" for d, keys in keys_by_dataset.items())
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -280,7 +307,8 @@ class VectorStore:
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def entries(self, model_version: str, level: str, dataset: str, fields: Sequence[str], limit: int = 16384) -> list[dict]:
+    def entries(self, model_version: str, level: str, dataset: str, fields: Sequence[str],
+                limit: int = RESULT_WINDOW) -> list[dict]:
         return self.client.query(
             self.collection(level, model_version), filter=f"dataset == {quote(dataset)}",
             output_fields=list(fields), consistency_level="Strong", limit=limit,
@@ -305,6 +333,15 @@ class VectorReader:
 
     def collection(self, level: str, model_version: str) -> str:
         return collection_name(self.settings, level, model_version)
+
+    async def answers(self, model_version: str, consistency: str) -> None:
+        """Raises unless Milvus answers a read of the images collection at this consistency
+        (a collection not created yet, with nothing indexed, answers too)."""
+        try:
+            await self.query(model_version, "images", 'id == ""', ["id"], 1, consistency)
+        except Exception as error:  # noqa: BLE001 - anything but "nothing indexed yet" means no answer
+            if not is_missing_collection(error):
+                raise
 
     async def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
                      expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.common import images
 from services.common.http_observability import RequestObservability
+from services.common.wire import JOB_STATE_NAMES, LEVEL_ENUMS, SOURCE_ENUMS, SOURCE_NAMES
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
@@ -42,10 +43,6 @@ PROBLEMS = {status: {"model": Problem, "description": HTTPStatus(status).phrase}
 # a day more while it checks in the background (a replaced image shows within minutes).
 THUMBNAIL_CACHE_CONTROL = "private, max-age=300, stale-while-revalidate=86400"
 API_PREFIX = "/v1/"
-JOB_STATES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
-SOURCE_NAMES = {query_pb2.OBJECT_SOURCE_GROUND_TRUTH: "ground_truth", query_pb2.OBJECT_SOURCE_PREDICTION: "prediction"}
-SOURCE_VALUES = {v: k for k, v in SOURCE_NAMES.items()}
-LEVELS = {"images": query_pb2.LEVEL_IMAGES, "objects": query_pb2.LEVEL_OBJECTS}
 
 
 # -- conversions -----------------------------------------------------------
@@ -78,8 +75,8 @@ def query_term(query: Query, path: str = "query") -> query_pb2.QueryTerm:
 def search_request(term: query_pb2.QueryTerm, *, datasets=(), labels=(), sources=(), min_box_area=None,
                    level=None, top_k=20, offset=0, min_score=None) -> query_pb2.SearchRequest:
     request = query_pb2.SearchRequest(
-        query=term, level=LEVELS.get(level, query_pb2.LEVEL_UNSPECIFIED), top_k=top_k, offset=offset,
-        filters=query_pb2.Filters(datasets=datasets, labels=labels, sources=[SOURCE_VALUES[s] for s in sources]),
+        query=term, level=LEVEL_ENUMS.get(level, query_pb2.LEVEL_UNSPECIFIED), top_k=top_k, offset=offset,
+        filters=query_pb2.Filters(datasets=datasets, labels=labels, sources=[SOURCE_ENUMS[s] for s in sources]),
     )
     if min_box_area is not None:
         request.filters.min_box_area = min_box_area
@@ -106,7 +103,7 @@ def search_response(reply: query_pb2.SearchResponse, base_url: str) -> SearchRes
 
 
 def job(j: indexer_pb2.Job) -> Job:
-    return Job(id=j.id, dataset=j.dataset, kind=j.kind, state=JOB_STATES[j.state], total=j.total, done=j.done,
+    return Job(id=j.id, dataset=j.dataset, kind=j.kind, state=JOB_STATE_NAMES[j.state], total=j.total, done=j.done,
                failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
                failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
                eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version)

@@ -14,9 +14,9 @@ import posixpath
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from services.common.vectors import GROUND_TRUTH, PREDICTION
+from services.common.wire import GROUND_TRUTH, PREDICTION
+from vizsearch.names import ANNOTATIONS_DIR
 
-ANNOTATIONS_DIR = "_annotations/"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ one IndexerState, and nothing else of each other.
 
 import logging
 import threading
-import time
 
 import grpc
 import redis
@@ -17,6 +16,7 @@ from services.common import grpc_client
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc
 from services.common.storage import ObjectStore
 from services.common.vectors import VectorStore
+from services.common.wire import ModelInfoCache
 from services.indexer.catalog import Catalog
 from services.indexer.config import IndexerSettings
 from services.indexer.jobs import JobStore
@@ -24,7 +24,6 @@ from services.indexer.work import CommitKeys, WorkLedger
 
 logger = logging.getLogger(__name__)
 
-_MODEL_INFO_TTL_S = 30.0
 TRANSIENT_CODES = frozenset({
     grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED,
@@ -48,7 +47,7 @@ class IndexerState:
         self._channel = grpc_client.blocking_channel(settings.embedder_url, settings.internal_token)
         self.embedder = embedder_pb2_grpc.EmbedderStub(self._channel)
         self._vectors: VectorStore | None = None
-        self._model: tuple[float, common_pb2.ModelInfo] | None = None
+        self._model = ModelInfoCache()
         self._lock = threading.Lock()
 
     @property
@@ -64,16 +63,15 @@ class IndexerState:
     def model(self) -> common_pb2.ModelInfo:
         """The model the embedder serves now (re-read every 30 s, so a model switch is noticed),
         with its collections ready."""
-        cached = self._model
-        if cached and time.monotonic() - cached[0] < _MODEL_INFO_TTL_S:
-            return cached[1]
+        info = self._model.fresh()
+        if info is not None:
+            return info
         info = self.embed_call(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest())
         try:
             self.vectors.ensure_collections(info.version, info.dimension)
         except MilvusException as error:
             raise Transient(f"Milvus is unavailable: {error}") from error
-        self._model = (time.monotonic(), info)
-        return info
+        return self._model.keep(info)
 
     def embed_call(self, method, request):
         try:

@@ -11,6 +11,7 @@ from model import demo_data
 from vizsearch import cli
 from vizsearch.client import ApiError, Client
 from vizsearch.models import SearchResponse
+from vizsearch.names import ANNOTATIONS_DIR
 
 DATASET = "demo"
 IMAGES = 300
@@ -40,7 +41,7 @@ def run(stack: Stack, api_key: str | None = None, images: int = IMAGES) -> int:
     folder = settings.run_dir / "demo-data" / f"seed{SEED}-{images}"
     if not (folder / "captions.json").is_file():
         demo_data.generate(folder, images, SEED)
-    coco = json.loads((folder / "_annotations" / "instances.json").read_text())
+    coco = json.loads((folder / ANNOTATIONS_DIR / "instances.json").read_text())
     image_key, _ = first_box_of(coco, "bus")
     object_key, box = first_box_of(coco, "taxi")
     with Client(url, api_key) as client:

@@ -25,18 +25,18 @@ import numpy as np
 import prometheus_client
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
-from services.common.vectors import (PREDICTION, VectorReader, decode_boxes, entry_id, is_missing_collection, quote,
-                                     quote_list)
+from services.common import vectors as vector_index
+from services.common.vectors import VectorReader, decode_boxes, entry_id, is_missing_collection
+from services.common.wire import PREDICTION, SOURCE_ENUMS, ModelInfoCache
+from vizsearch.models import RESULT_WINDOW
 from services.query import filters
 from services.query.config import QuerySettings
 
-MILVUS_MAX_WINDOW = 16384  # Milvus caps limit + offset
 MAX_TERMS = 16
 MAX_DEPTH = 3
 _IMAGE_FIELDS = ["dataset", "key", "width", "height", "objects", "boxes"]
 _OBJECT_FIELDS = ["dataset", "key", "width", "height", "label", "source", "score", "box_x1", "box_y1", "box_x2",
                   "box_y2"]
-_MODEL_INFO_TTL_S = 30.0
 CACHE_LOOKUPS = prometheus_client.Counter(
     "vizsearch_query_embedding_cache_total", "Query vectors looked up in the embedding cache.", ["result"])
 
@@ -56,16 +56,15 @@ class Searcher:
         self.settings = settings
         self.embedder = embedder  # an aio EmbedderStub
         self.vectors = vectors
-        self._model: tuple[float, common_pb2.ModelInfo] | None = None
+        self._model = ModelInfoCache()
         self._vectors: OrderedDict[tuple, np.ndarray] = OrderedDict()  # the embedding cache
 
     async def model(self, timeout: float | None = None) -> common_pb2.ModelInfo:
         """The model the embedder serves: queries are searched in its collections."""
-        cached = self._model
-        if cached and time.monotonic() - cached[0] < _MODEL_INFO_TTL_S:
-            return cached[1]
-        info = await self._embed(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest(), "model", timeout)
-        self._model = (time.monotonic(), info)
+        info = self._model.fresh()
+        if info is None:
+            info = self._model.keep(
+                await self._embed(self.embedder.GetModelInfo, embedder_pb2.GetModelInfoRequest(), "model", timeout))
         return info
 
     async def search(self, request: query_pb2.SearchRequest, timeout: float | None = None) -> query_pb2.SearchResponse:
@@ -76,8 +75,8 @@ class Searcher:
         if request.offset < 0:
             raise _invalid(f"offset is {request.offset}: give 0 or more")
         window = top_k + request.offset  # checked before anything is embedded
-        if window > MILVUS_MAX_WINDOW:
-            raise _invalid(f"top_k + offset is {window}: at most {MILVUS_MAX_WINDOW}")
+        if window > RESULT_WINDOW:
+            raise _invalid(f"top_k + offset is {window}: at most {RESULT_WINDOW}")
         if request.HasField("min_score") and not -1 <= request.min_score <= 1:
             raise _invalid(f"min_score is {request.min_score}: cosine similarity lies in [-1, 1]")
         if not request.HasField("query"):
@@ -192,9 +191,7 @@ class Searcher:
         corners = (box.x1, box.y1, box.x2, box.y2)
         if not all(math.isfinite(v) for v in corners):
             return None  # the embedder names the fault
-        near = " and ".join(f"{field} >= {value - 0.01!r} and {field} <= {value + 0.01!r}"
-                            for field, value in zip(("box_x1", "box_y1", "box_x2", "box_y2"), corners))
-        expression = f"dataset == {quote(ref.dataset)} and key == {quote(ref.key)} and {near}"
+        expression = vector_index.box_near(ref.dataset, ref.key, corners)
         try:
             rows = await self.vectors.query(version, "objects", expression, ["vector"], 1)
         except Exception:  # not indexed under this model (no collection yet): embed it instead
@@ -215,12 +212,7 @@ class Searcher:
     async def serves(self) -> None:
         """Raises unless Milvus answers a read of the served collection at the searches'
         consistency (a restarted Milvus answers its version long before that)."""
-        version = (await self.model()).version
-        try:
-            await self.vectors.query(version, "images", 'id == ""', ["id"], 1, self.settings.search_consistency)
-        except Exception as error:  # noqa: BLE001 - anything but "nothing indexed yet" means not serving
-            if not is_missing_collection(error):
-                raise
+        await self.vectors.answers((await self.model()).version, self.settings.search_consistency)
 
     # -- searching -------------------------------------------------------
     async def _milvus(self, *args, **kwargs) -> list[dict]:
@@ -247,7 +239,7 @@ class Searcher:
 
     async def _search_objects(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
         window = top_k + offset
-        limit = min(MILVUS_MAX_WINDOW, window * self.settings.objects_overfetch)
+        limit = min(RESULT_WINDOW, window * self.settings.objects_overfetch)
         hits = await self._milvus(version, "objects", vector, limit, 0, expression, _OBJECT_FIELDS,
                                   self.settings.search_ef, self.settings.search_consistency)
         images: OrderedDict[tuple[str, str], query_pb2.ImageHit] = OrderedDict()
@@ -267,10 +259,9 @@ class Searcher:
         by_dataset: dict[str, list[str]] = {}
         for r in results:
             by_dataset.setdefault(r.dataset, []).append(r.key)
-        expression = " or ".join(f"(dataset == {quote(d)} and key in {quote_list(keys)})"
-                                 for d, keys in by_dataset.items())
+        expression = vector_index.of_images(by_dataset)
         try:
-            rows = await self.vectors.query(version, "objects", expression, _OBJECT_FIELDS, MILVUS_MAX_WINDOW,
+            rows = await self.vectors.query(version, "objects", expression, _OBJECT_FIELDS, RESULT_WINDOW,
                                             self.settings.search_consistency)
         except Exception as error:
             raise SearchError(grpc.StatusCode.UNAVAILABLE, f"Milvus: {error}") from error
@@ -282,7 +273,7 @@ class Searcher:
 def _object_hit(row: dict, score: float) -> query_pb2.ObjectHit:
     hit = query_pb2.ObjectHit(
         box=common_pb2.Box(x1=row["box_x1"], y1=row["box_y1"], x2=row["box_x2"], y2=row["box_y2"]),
-        label=row["label"], source=filters.SOURCE_ENUMS.get(row["source"], query_pb2.OBJECT_SOURCE_UNSPECIFIED),
+        label=row["label"], source=SOURCE_ENUMS.get(row["source"], query_pb2.OBJECT_SOURCE_UNSPECIFIED),
         score=score,
     )
     if row["source"] == PREDICTION:
