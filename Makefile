@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e ".[server,model,local,dev]"
+	$(PYTHON) -m pip install -q -e ".[server,model,local,tracing,dev]"
 	$(PYTHON) -m pip install -q --no-deps open_clip_torch==3.3.0
 	@touch $@
 

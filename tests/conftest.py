@@ -16,6 +16,7 @@ from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc
 from services.gateway.auth import hash_key
 from services.localstack.config import DEMO_MODEL, StackSettings
 from services.localstack.launcher import Stack
+from tests.otlp_receiver import OtlpReceiver
 
 TEST_PORT_SHIFT = 10_000  # every default port + this, e.g. Milvus on 29530
 # Short, so that a killed worker's batch comes back within seconds; renewed every
@@ -45,7 +46,14 @@ def dimension(model_dir) -> int:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, model_dir) -> Stack:
+def otlp():
+    """Where the test stack's services and Triton send their traces."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, model_dir, otlp) -> Stack:
     ports = StackSettings.shifted_ports(TEST_PORT_SHIFT)
     for port in ports.values():
         with socket.socket() as probe:
@@ -59,7 +67,7 @@ def stack(tmp_path_factory, model_dir) -> Stack:
     settings = StackSettings(
         run_dir=run_dir, model=str(model_dir), reconcile_interval_s=2, api_keys_file=keys_file,
         task_lease_s=TEST_LEASE_S, sweep_interval_s=1, health_probe_interval_s=1, ingest_batch_size=TEST_BATCH_SIZE,
-        webhook_token=TEST_WEBHOOK_TOKEN, **ports,
+        webhook_token=TEST_WEBHOOK_TOKEN, otlp_endpoint=otlp.endpoint, **ports,
     )
     stack = Stack(settings)
     try:

@@ -32,7 +32,8 @@ VALUE_SETS = {
         "enabled": True, "tls": [{"secretName": "vizsearch-tls", "hosts": ["vizsearch.example.com"]}]}}},
     "observability": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
                                   "prometheusRule": {"enabled": True}, "dashboard": {"enabled": True},
-                                  "prometheusAdapterRules": {"enabled": True}}},
+                                  "prometheusAdapterRules": {"enabled": True}},
+                      "tracing": {"otlpEndpoint": "http://otel-collector.obs:4318/", "sampleRatio": 0.25}},
 }
 # KEDA's and the Prometheus Operator's: not in Kubernetes' own schemas, checked by hand below.
 CRDS = {"ScaledObject", "ServiceMonitor", "PrometheusRule"}
@@ -360,6 +361,25 @@ def test_policies_and_the_token_can_be_switched_off():
 # -- Observability ----------------------------------------------------------------------
 COMPONENTS = ("gateway", "query", "indexer", "worker", "embedder", "triton")
 REPO = CHART.parents[2]
+
+
+def test_traces_go_to_the_collector_from_every_service_and_triton_only_when_asked(case):
+    name, docs, _ = case
+    config = kinds(docs, "ConfigMap")["vs-vizsearch-config"]["data"]
+    triton = kinds(docs, "Deployment")["vs-vizsearch-triton"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    trace_args = [a for a in triton if a.startswith("--trace-config")]
+    if name != "observability":
+        assert "VIZSEARCH_OTLP_ENDPOINT" not in config and not trace_args
+        return
+    assert config["VIZSEARCH_OTLP_ENDPOINT"] == "http://otel-collector.obs:4318/"
+    assert config["VIZSEARCH_TRACE_SAMPLE_RATIO"] == "0.25"
+    assert "--trace-config=opentelemetry,url=http://otel-collector.obs:4318/v1/traces" in trace_args
+    assert "--trace-config=rate=0" in trace_args  # only the embedder's traced calls
+    for workload, spec in pod_specs(docs):
+        if workload.split("vizsearch-")[-1] in ("gateway", "query", "indexer", "worker", "embedder"):
+            sources = [s["configMapRef"]["name"] for c in spec["containers"] for s in c.get("envFrom", [])
+                       if "configMapRef" in s]
+            assert "vs-vizsearch-config" in sources, workload
 
 
 def defined_metrics() -> set[str]:

@@ -29,6 +29,13 @@ class ServiceSettings(BaseSettings):
         5.0, gt=0, description="How often the service checks its backends; its gRPC health says SERVING only while "
         "all answer.",
     )
+    otlp_endpoint: str = Field(
+        "", description="An OTLP/HTTP collector (say http://otel-collector:4318) to send OpenTelemetry traces to; "
+        "empty: no tracing, at no cost (needs the `tracing` extra).",
+    )
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="The share of new traces recorded; a call that arrives traced follows its caller.",
+    )
 
 
 class StorageSettings(BaseSettings):

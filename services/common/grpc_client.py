@@ -9,7 +9,7 @@ import json
 
 import grpc
 
-from services.common import logs
+from services.common import logs, tracing
 from services.common.grpc_server import INTERNAL_TOKEN_HEADER, MAX_MESSAGE_BYTES
 
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
@@ -50,10 +50,11 @@ _OPTIONS = [
 def channel(address: str, token: str = "") -> grpc.aio.Channel:
     """An insecure channel to `address` (host:port); in-cluster traffic stays inside the
     cluster's network policies, and carries the internal token when one is set."""
-    return grpc.aio.insecure_channel(f"dns:///{address}", interceptors=[_CallerInterceptor(token)], options=_OPTIONS)
+    return grpc.aio.insecure_channel(f"dns:///{address}", interceptors=[*tracing.client_interceptors(),
+                                     _CallerInterceptor(token)], options=_OPTIONS)
 
 
 def blocking_channel(address: str, token: str = "") -> grpc.Channel:
     """The same, for threads that block (the Celery workers)."""
-    plain = grpc.insecure_channel(f"dns:///{address}", options=_OPTIONS)
+    plain = tracing.traced_blocking_channel(grpc.insecure_channel(f"dns:///{address}", options=_OPTIONS))
     return grpc.intercept_channel(plain, _TokenInterceptor(token)) if token else plain

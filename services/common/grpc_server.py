@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 from services.common.config import ServiceSettings
 from services.common.readiness import Probe
 
@@ -115,7 +115,8 @@ async def serve(
     whenever `probe` names a backend that does not answer."""
     server = grpc.aio.server(
         # The gateway's public door authenticates API keys instead.
-        interceptors=[ObservabilityInterceptor(service, "" if service == "gateway" else settings.internal_token)],
+        interceptors=[*tracing.server_interceptors(),
+                      ObservabilityInterceptor(service, "" if service == "gateway" else settings.internal_token)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -173,3 +174,4 @@ async def serve(
         result = on_stop()
         if asyncio.iscoroutine(result):
             await result
+    tracing.shutdown()

@@ -11,9 +11,12 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+# Set by services.common.tracing when traces are on: the current trace's id, stamped on log lines.
+trace_id: Callable[[], str] | None = None
 
 
 def new_request_id() -> str:
@@ -35,6 +38,8 @@ class _JsonFormatter(logging.Formatter):
         }
         if rid := request_id.get():
             line["request_id"] = rid
+        if trace_id and (tid := trace_id()):
+            line["trace_id"] = tid
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
@@ -45,7 +50,9 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields = " ".join(f"{k}={v}" for k, v in getattr(record, "fields", {}).items())
         rid = request_id.get()
-        return " ".join(filter(None, [super().format(record), f"request_id={rid}" if rid else "", fields]))
+        tid = trace_id() if trace_id else ""
+        return " ".join(filter(None, [super().format(record), f"request_id={rid}" if rid else "",
+                                      f"trace_id={tid}" if tid else "", fields]))
 
 
 def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:

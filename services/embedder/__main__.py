@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from services.common import grpc_server, logs, readiness
+from services.common import grpc_server, logs, readiness, tracing
 from services.common.genproto.vizsearch.v1 import embedder_pb2, embedder_pb2_grpc
 from services.common.storage import ObjectStore
 from services.embedder.config import EmbedderSettings
@@ -24,6 +24,7 @@ async def wait_for_model(servicer: EmbedderServicer) -> None:
 async def main() -> None:
     settings = EmbedderSettings()
     logs.configure("embedder", settings.log_level, settings.log_format)
+    tracing.configure("embedder", settings.otlp_endpoint, settings.trace_sample_ratio)
     triton = TritonClip(settings)
     servicer = EmbedderServicer(settings, triton, ObjectStore(settings))
 

@@ -12,6 +12,7 @@ from tritonclient.grpc import InferInput, InferRequestedOutput
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
+from services.common import tracing
 from services.embedder.config import EmbedderSettings
 
 
@@ -75,6 +76,7 @@ class TritonClip:
     async def _infer(self, model: str, inputs: list[InferInput], output: str, timeout_s: float):
         try:
             outputs = [InferRequestedOutput(output)]
-            return await self.client.infer(model, inputs, outputs=outputs, client_timeout=timeout_s)
+            return await self.client.infer(model, inputs, outputs=outputs, client_timeout=timeout_s,
+                                           headers=tracing.context_headers())
         except InferenceServerException as error:
             raise TritonUnavailable(f"Triton model {model} at {self.settings.triton_url}: {error.message()}") from error

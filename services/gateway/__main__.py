@@ -8,7 +8,7 @@ import logging
 
 import redis.asyncio as redis
 
-from services.common import grpc_server, logs
+from services.common import grpc_server, logs, tracing
 from services.common.genproto.vizsearch.v1 import gateway_pb2, gateway_pb2_grpc
 from services.common.http_server import EmbeddedHttpServer
 from services.common.storage import ObjectStore
@@ -37,6 +37,7 @@ async def reload_keys(keys: KeyFile, every_s: float) -> None:
 async def main() -> None:
     settings = GatewaySettings()
     logs.configure("gateway", settings.log_level, settings.log_format)
+    tracing.configure("gateway", settings.otlp_endpoint, settings.trace_sample_ratio)
     if not settings.auth_enabled and not is_loopback(settings.host):
         raise SystemExit(f"VIZSEARCH_AUTH_ENABLED=false is refused on {settings.host}: "
                          "authentication may be off only on a loopback address")

@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.common import images
+from services.common import images, tracing
 from services.common.http_observability import RequestObservability
 from services.common.wire import JOB_STATE_NAMES, LEVEL_ENUMS, SOURCE_ENUMS, SOURCE_NAMES
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
@@ -181,6 +181,7 @@ def create_app(gateway: Gateway) -> FastAPI:
                   docs_url=None, redoc_url=None)
     app.add_middleware(Admission, gateway=gateway)
     app.add_middleware(RequestObservability, service="gateway")  # added last: the outermost
+    tracing.instrument_app(app)
     api = APIRouter(responses=PROBLEMS)
 
     @app.exception_handler(GatewayError)

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from services.common import grpc_server, logs, readiness
+from services.common import grpc_server, logs, readiness, tracing
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.common.http_server import EmbeddedHttpServer
 from services.indexer import webhook
@@ -44,6 +44,8 @@ async def every(interval_s: float, name: str, one_pass) -> None:
 async def main() -> None:
     settings = IndexerSettings()
     logs.configure("indexer", settings.log_level, settings.log_format)
+    tracing.configure("indexer", settings.otlp_endpoint, settings.trace_sample_ratio)
+    tracing.instrument_celery()
     state = IndexerState(settings)
     dispatcher = Dispatcher(state, create_app(settings))
     indexer = Indexer(state, dispatcher)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from minio.error import S3Error
 from pydantic import BaseModel
 
+from services.common import tracing
 from services.common.http_observability import RequestObservability
 from services.indexer.events import BadEvent, changes_by_dataset
 from services.indexer.indexer import Indexer
@@ -44,6 +45,7 @@ def _token_matches(authorization: str | None, expected: str) -> bool:
 def create_app(indexer: Indexer, token: str, bucket: str) -> FastAPI:
     app = FastAPI(title="vizsearch indexer webhook", docs_url=None, redoc_url=None)
     app.add_middleware(RequestObservability, service="indexer")
+    tracing.instrument_app(app)
 
     @app.get("/healthz")
     async def healthz() -> dict:

@@ -10,7 +10,7 @@ import socket
 
 from celery import Celery
 
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 from services.indexer.celery_app import INDEX_TASK, QUEUE, SCAN_TASK, create_app
 from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
@@ -32,6 +32,8 @@ def register_tasks(app: Celery, runner: UnitRunner) -> None:
 def main() -> None:
     settings = IndexerSettings()
     logs.configure("worker", settings.log_level, settings.log_format)
+    tracing.configure("worker", settings.otlp_endpoint, settings.trace_sample_ratio)
+    tracing.instrument_celery()
     metrics.serve_metrics(settings.host, settings.metrics_port)
     name = f"worker-{os.getpid()}@{socket.gethostname()}"
     state = IndexerState(settings)

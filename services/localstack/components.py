@@ -112,6 +112,23 @@ def _indexer_env(s: StackSettings) -> dict[str, str]:
     }
 
 
+def _service_env(s: StackSettings) -> dict[str, str]:
+    """What every vizsearch service of the stack gets."""
+    return {"VIZSEARCH_HEALTH_PROBE_INTERVAL_S": str(s.health_probe_interval_s),
+            **({"VIZSEARCH_OTLP_ENDPOINT": s.otlp_endpoint} if s.otlp_endpoint else {})}
+
+
+def triton_trace_args(otlp_endpoint: str) -> list[str]:
+    """Triton's OpenTelemetry tracing: only requests that arrive with a trace context (rate=0),
+    so Triton's spans join the embedder's traces and nothing else is traced."""
+    if not otlp_endpoint:
+        return []
+    return ["--trace-config", "mode=opentelemetry", "--trace-config", "rate=0", "--trace-config", "count=-1",
+            "--trace-config", "level=TIMESTAMPS",
+            "--trace-config", f"opentelemetry,url={otlp_endpoint.rstrip('/')}/v1/traces",
+            "--trace-config", "opentelemetry,resource=service.name=vizsearch-triton"]
+
+
 def worker_component(s: StackSettings, name: str = "worker", metrics_port: int | None = None) -> Component:
     """A Celery worker; tests start more of these beside the stack's own."""
     return Component(
@@ -119,7 +136,7 @@ def worker_component(s: StackSettings, name: str = "worker", metrics_port: int |
         [sys.executable, "-m", "services.indexer.worker"],
         {},
         lambda: True,  # a worker serves nothing: running is all there is to check
-        env={**_indexer_env(s), "VIZSEARCH_METRICS_PORT": str(metrics_port or s.worker_metrics_port)},
+        env={**_indexer_env(s), **_service_env(s), "VIZSEARCH_METRICS_PORT": str(metrics_port or s.worker_metrics_port)},
     )
 
 
@@ -128,7 +145,7 @@ def components(settings: StackSettings) -> list[Component]:
     run, python = settings.run_dir, sys.executable
     backends = run / "triton" / "backends"
     s = settings
-    probe = {"VIZSEARCH_HEALTH_PROBE_INTERVAL_S": str(s.health_probe_interval_s)}
+    service = _service_env(s)
     return [
         Component(
             "redis",
@@ -163,7 +180,8 @@ def components(settings: StackSettings) -> list[Component]:
              f"--backend-directory={backends}", "--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0",
              "--http-address=127.0.0.1", f"--http-port={s.triton_http_port}",
              "--grpc-address=127.0.0.1", f"--grpc-port={s.triton_grpc_port}",
-             "--metrics-address=127.0.0.1", f"--metrics-port={s.triton_metrics_port}"],
+             "--metrics-address=127.0.0.1", f"--metrics-port={s.triton_metrics_port}",
+             *triton_trace_args(s.otlp_endpoint)],
             {"triton-http": f"http://127.0.0.1:{s.triton_http_port}", "triton-grpc": f"127.0.0.1:{s.triton_grpc_port}"},
             # Server readiness is not enough: each model must be loaded.
             lambda: all(_http_ok(f"http://127.0.0.1:{s.triton_http_port}/v2/models/{m}/ready") for m in TRITON_MODELS),
@@ -176,7 +194,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"embedder": f"127.0.0.1:{s.embedder_port}", "embedder-metrics": f"http://127.0.0.1:{s.embedder_metrics_port}/metrics"},
             lambda: grpc_serving(f"127.0.0.1:{s.embedder_port}"),
             env={
-                **probe,
+                **service,
                 "VIZSEARCH_GRPC_PORT": str(s.embedder_port),
                 "VIZSEARCH_METRICS_PORT": str(s.embedder_metrics_port),
                 "VIZSEARCH_TRITON_URL": f"127.0.0.1:{s.triton_grpc_port}",
@@ -190,7 +208,7 @@ def components(settings: StackSettings) -> list[Component]:
             lambda: grpc_serving(f"127.0.0.1:{s.indexer_port}"),
             env={
                 **_indexer_env(s),
-                **probe,
+                **service,
                 "VIZSEARCH_GRPC_PORT": str(s.indexer_port),
                 "VIZSEARCH_METRICS_PORT": str(s.indexer_metrics_port),
                 "VIZSEARCH_WEBHOOK_PORT": str(s.webhook_port),
@@ -204,7 +222,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"query": f"127.0.0.1:{s.query_port}"},
             lambda: grpc_serving(f"127.0.0.1:{s.query_port}"),
             env={
-                **probe,
+                **service,
                 "VIZSEARCH_GRPC_PORT": str(s.query_port),
                 "VIZSEARCH_METRICS_PORT": str(s.query_metrics_port),
                 "VIZSEARCH_EMBEDDER_URL": f"127.0.0.1:{s.embedder_port}",
@@ -218,7 +236,7 @@ def components(settings: StackSettings) -> list[Component]:
             {"gateway-http": f"http://127.0.0.1:{s.gateway_http_port}", "gateway-grpc": f"127.0.0.1:{s.gateway_grpc_port}"},
             lambda: grpc_serving(f"127.0.0.1:{s.gateway_grpc_port}"),
             env={
-                **probe,
+                **service,
                 "VIZSEARCH_GRPC_PORT": str(s.gateway_grpc_port),
                 "VIZSEARCH_HTTP_PORT": str(s.gateway_http_port),
                 "VIZSEARCH_METRICS_PORT": str(s.gateway_metrics_port),

@@ -59,6 +59,8 @@ class StackSettings(BaseSettings):
                                 "about this long after it died.")
     sweep_interval_s: float = Field(5.0, description="How often the local indexer looks for lost work.")
     health_probe_interval_s: float = Field(5.0, description="How often each service checks its backends.")
+    otlp_endpoint: str = Field("", description="An OTLP/HTTP collector every service and Triton send traces to; "
+                               "empty: no tracing.")
     ingest_batch_size: int = Field(64, description="Images per ingestion task.")
     webhook_token: str = Field("local-webhook-token", description="Token the local indexer's webhook expects.")
     start_timeout_s: float = Field(300.0, description="Longest wait for one component to become healthy.")

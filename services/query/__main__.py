@@ -3,7 +3,7 @@
 import asyncio
 import logging
 
-from services.common import grpc_client, grpc_server, logs, readiness
+from services.common import grpc_client, grpc_server, logs, readiness, tracing
 from services.common.genproto.vizsearch.v1 import embedder_pb2_grpc, query_pb2, query_pb2_grpc
 from services.common.vectors import VectorReader
 from services.query.config import QuerySettings
@@ -31,6 +31,7 @@ async def wait_for_backends(settings: QuerySettings, embedder) -> Searcher:
 async def main() -> None:
     settings = QuerySettings()
     logs.configure("query", settings.log_level, settings.log_format)
+    tracing.configure("query", settings.otlp_endpoint, settings.trace_sample_ratio)
     channel = grpc_client.channel(settings.embedder_url, settings.internal_token)
     embedder = embedder_pb2_grpc.EmbedderStub(channel)
     servicer = QueryServicer()
