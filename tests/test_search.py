@@ -58,6 +58,8 @@ def images(stack, api) -> dict[str, bytes]:
         assert time.monotonic() < deadline
         time.sleep(0.3)
     assert (job["state"], job["done"], job["objects"]) == ("succeeded", len(KEYS), 4), job
+    assert job["created_at"] <= job["started_at"] <= job["finished_at"], job  # ISO 8601, UTC: ordered as text
+    assert job["finished_at"].endswith("Z") or job["finished_at"].endswith("+00:00")
     return files
 
 

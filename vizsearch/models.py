@@ -1,6 +1,7 @@
 """The HTTP API's request and response bodies: the public JSON contract, used
 by the gateway (services/gateway/http_api.py) and by the Python client."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
@@ -8,7 +9,6 @@ from pydantic import AfterValidator, BaseModel, Field, model_validator
 from vizsearch.names import check_dataset_name, check_key, check_text
 
 
-# Milvus caps top_k + offset at 16,384.
 # Milvus answers at most 16,384 hits past the first (limit + offset): the deepest a page can start.
 RESULT_WINDOW = 16384
 MAX_OFFSET = RESULT_WINDOW - 1
@@ -139,6 +139,9 @@ class Job(BaseModel):
     eta_seconds: float
     error: str
     model_version: str
+    created_at: datetime | None = None
+    started_at: datetime | None = Field(None, description="when the first worker took part of it")
+    finished_at: datetime | None = None
 
 
 class JobList(BaseModel):

@@ -7,6 +7,7 @@ import binascii
 import functools
 from pathlib import Path
 from urllib.parse import quote
+from datetime import timezone
 from http import HTTPStatus
 from typing import Annotated, Literal
 
@@ -106,7 +107,9 @@ def job(j: indexer_pb2.Job) -> Job:
     return Job(id=j.id, dataset=j.dataset, kind=j.kind, state=JOB_STATE_NAMES[j.state], total=j.total, done=j.done,
                failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
                failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
-               eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version)
+               eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version,
+               **{field: getattr(j, field).ToDatetime(tzinfo=timezone.utc)
+                  for field in ("created_at", "started_at", "finished_at") if j.HasField(field)})
 
 
 def thumbnail_item(thumbnail: Thumbnail | GatewayError) -> ThumbnailItem:
