@@ -60,8 +60,9 @@ bench-embed: setup
 	$(PYTHON) -m tests.bench.bench_embed
 
 N ?= 2000
+A ?= 200
 bench-ingest: setup
-	$(PYTHON) -m tests.bench.bench_ingest --images $(N)
+	$(PYTHON) -m tests.bench.bench_ingest --images $(N) --annotated $(A)
 
 # The web app's speed in headless Chromium (docs/web-app.md).
 QUERIES ?= 20

@@ -77,15 +77,6 @@ def test_names_resolve_exactly_then_by_unique_base_name():
     assert KEYS.resolve("x/dup.jpg") == "x/dup.jpg"
 
 
-def test_boxes_are_clipped_and_refused_when_outside():
-    inside = ann.Annotation("car", (-10, 5, 50, 120), ann.GROUND_TRUTH, 0, "f#0")
-    assert ann.usable_box(inside, 100, 100) == (0, 5, 50, 100)
-    with pytest.raises(ann.AnnotationError, match="lies outside the 100x100 image"):
-        ann.usable_box(ann.Annotation("car", (150, 5, 200, 50), ann.GROUND_TRUTH, 0, "f#1"), 100, 100)
-    with pytest.raises(ann.AnnotationError, match="empty or inverted"):
-        ann.usable_box(ann.Annotation("car", (50, 5, 40, 50), ann.GROUND_TRUTH, 0, "f#2"), 100, 100)
-
-
 def test_fingerprint_follows_the_boxes_not_their_order():
     a = ann.Annotation("car", (1, 2, 3, 4), ann.GROUND_TRUTH, 0, "f#0")
     b = ann.Annotation("bus", (5, 6, 7, 8), ann.PREDICTION, 0.5, "f#1")

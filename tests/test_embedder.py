@@ -62,6 +62,45 @@ def test_one_bad_image_fails_only_its_item(embedder):
     assert (results[0].width, results[0].height) == (320, 240) and len(results[0].sha256) == 64
 
 
+def test_an_image_and_its_boxes_embed_from_one_call_as_they_would_one_by_one(embedder):
+    """The multi-box form: the image's vector and one per box, each equal to what the
+    single-crop form gives for the same (clipped) box and margin; a bad box fails alone."""
+    boxes = [common_pb2.Box(x1=10, y1=20, x2=120, y2=140), common_pb2.Box(x1=-30, y1=100, x2=90, y2=400),
+             common_pb2.Box(x1=500, y1=10, x2=600, y2=50), common_pb2.Box(x1=200, y1=30, x2=310, y2=200)]
+    item = common_pb2.ImageInput(data=JPEG, boxes=boxes, box_margin=0.1)
+    reply = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[item, image()]), timeout=60)
+    whole, plain = reply.results
+    assert [b.WhichOneof("result") for b in whole.boxes] == ["vector", "vector", "error", "vector"]
+    assert "lies outside the 320x240 image" in whole.boxes[2].error.message
+    clipped = whole.boxes[1].box
+    assert (clipped.x1, clipped.y1, clipped.x2, clipped.y2) == (0, 100, 90, 240)
+    np.testing.assert_allclose(whole.vector.values, plain.vector.values, atol=1e-5)
+    assert not plain.boxes
+    one_by_one = [common_pb2.ImageInput(data=JPEG, box=whole.boxes[i].box, box_margin=0.1) for i in (0, 1, 3)]
+    alone = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=one_by_one), timeout=60).results
+    for i, single in zip((0, 1, 3), alone):
+        np.testing.assert_allclose(whole.boxes[i].vector.values, single.vector.values, atol=1e-5)
+
+
+def test_box_and_boxes_together_or_a_bad_box_under_fail_on_item_error_are_refused(embedder):
+    both = common_pb2.ImageInput(data=JPEG, box=common_pb2.Box(x1=0, y1=0, x2=9, y2=9),
+                                 boxes=[common_pb2.Box(x1=0, y1=0, x2=9, y2=9)])
+    result = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[both]), timeout=60).results[0]
+    assert result.WhichOneof("result") == "error" and "not both" in result.error.message
+    bad_second = common_pb2.ImageInput(data=JPEG, boxes=[common_pb2.Box(x1=0, y1=0, x2=9, y2=9),
+                                                         common_pb2.Box(x1=9, y1=0, x2=0, y2=9)])
+    with pytest.raises(grpc.RpcError) as raised:
+        embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[bad_second], fail_on_item_error=True),
+                             timeout=60)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.details().startswith("images[0].boxes[1]: ") and "empty or inverted" in raised.value.details()
+    crowded = common_pb2.ImageInput(data=JPEG, boxes=[common_pb2.Box(x1=0, y1=0, x2=9, y2=9)] * 1024)
+    with pytest.raises(grpc.RpcError) as raised:
+        embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[crowded]), timeout=60)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "images and their boxes has 1025 items" in raised.value.details()
+
+
 def test_fail_on_item_error_names_the_item(embedder):
     with pytest.raises(grpc.RpcError) as raised:
         embedder.EmbedImages(

@@ -177,6 +177,16 @@ def test_bad_boxes_are_refused(box, reason):
         images.crop(Image.new("RGB", (100, 80)), box)
 
 
+def test_an_annotated_box_is_clipped_to_the_image_and_refused_when_nothing_is_left():
+    assert images.clip(images.Box(-10, 5, 50, 120), 100, 100) == images.Box(0, 5, 50, 100)
+    with pytest.raises(images.BadImage, match="lies outside the 100x100 image"):
+        images.clip(images.Box(150, 5, 200, 50), 100, 100)
+    with pytest.raises(images.BadImage, match="lies outside the 100x100 image"):
+        images.clip(images.Box(99.5, 5, 200, 50), 100, 100)  # half a pixel inside is nothing
+    with pytest.raises(images.BadImage, match="empty or inverted"):
+        images.clip(images.Box(50, 5, 40, 50), 100, 100)
+
+
 def test_reference_and_ours_agree_on_an_exif_rotated_photo(reference):
     data = imagegen.exif_rotated_jpeg(imagegen.scene(400, 300, seed=9), orientation=8)
     ours = preprocess.to_model_pixels(images.decode(data, MAX_PIXELS), 224)

@@ -127,14 +127,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def crop(image: Image.Image, box: Box, margin: float = 0.0) -> Image.Image:
-    """The box's pixels, the box grown first by `margin` of its width and height on each
-    side (within the image); a box that is inverted, empty or outside the image is refused."""
-    values = (box.x1, box.y1, box.x2, box.y2)
-    if not all(math.isfinite(v) for v in values):
+def _check_box(box: Box) -> None:
+    if not all(math.isfinite(v) for v in (box.x1, box.y1, box.x2, box.y2)):
         raise BadImage(f"box {box} has a non-finite coordinate")
     if box.x2 <= box.x1 or box.y2 <= box.y1:
         raise BadImage(f"box {box} is empty or inverted: it needs x1 < x2 and y1 < y2")
+
+
+def clip(box: Box, width: int, height: int) -> Box:
+    """The box cut to the image (annotations often run past an edge); refused when it is
+    inverted, empty, or has less than a pixel inside."""
+    _check_box(box)
+    clipped = Box(max(0.0, box.x1), max(0.0, box.y1), min(float(width), box.x2), min(float(height), box.y2))
+    if clipped.x2 - clipped.x1 < 1 or clipped.y2 - clipped.y1 < 1:
+        raise BadImage(f"box {box} lies outside the {width}x{height} image")
+    return clipped
+
+
+def crop(image: Image.Image, box: Box, margin: float = 0.0) -> Image.Image:
+    """The box's pixels, the box grown first by `margin` of its width and height on each
+    side (within the image); a box that is inverted, empty or outside the image is refused."""
+    _check_box(box)
     width, height = image.size
     if box.x1 < 0 or box.y1 < 0 or box.x2 > width or box.y2 > height:
         raise BadImage(f"box {box} lies outside the {width}x{height} image")

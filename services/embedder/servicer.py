@@ -1,11 +1,14 @@
 """The Embedder gRPC service: validates requests, prepares images on a thread
-pool, and has Triton embed them. One bad image fails only its own item."""
+pool, and has Triton embed them. One bad image (or box) fails only its own item.
+
+An image with boxes is fetched and decoded once: the whole image and every box are
+cut from the same pixels and embedded in the same Triton call."""
 
 import asyncio
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -30,6 +33,15 @@ ITEM_ERRORS = prometheus_client.Counter(
 
 
 @dataclass
+class PreparedBox:
+    """One of an image's boxes ready for the model (clipped to the image), or why not."""
+
+    box: images.Box | None = None
+    pixels: np.ndarray | None = None
+    error: str = ""
+
+
+@dataclass
 class PreparedImage:
     """An image ready for the model, or the reason it is not."""
 
@@ -39,6 +51,7 @@ class PreparedImage:
     sha256: str = ""
     error_code: grpc.StatusCode | None = None
     error: str = ""
+    boxes: list[PreparedBox] = field(default_factory=list)
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
@@ -77,6 +90,8 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
     async def EmbedImages(self, request: embedder_pb2.EmbedImagesRequest, context):
         model = await self._model(context)
         await self._check_batch(len(request.images), "images", context)
+        await self._check_batch(sum(1 + len(item.boxes) for item in request.images), "images and their boxes",
+                                context)
         loop = asyncio.get_running_loop()
         prepared: list[PreparedImage] = await asyncio.gather(
             *(loop.run_in_executor(self.pool, self._prepare, item, model.image_size) for item in request.images)
@@ -86,21 +101,35 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                 ITEM_ERRORS.labels(item.error_code.name).inc()
                 if request.fail_on_item_error:
                     await context.abort(item.error_code, f"images[{i}]: {item.error}")
-        good = [i for i, item in enumerate(prepared) if item.pixels is not None]
-        BATCH_SIZE.labels("image").observe(len(good))
-        vectors = {}
-        if good:
-            pixels = np.stack([prepared[i].pixels for i in good])
-            embedded = await self._call_triton(self.triton.embed_pixels(pixels, self._timeout(context)), context)
-            vectors = dict(zip(good, embedded))
+            for j, box in enumerate(item.boxes):
+                if box.pixels is None:
+                    ITEM_ERRORS.labels(grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+                    if request.fail_on_item_error:
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"images[{i}].boxes[{j}]: {box.error}")
+        # Every image and box in one array, one Triton call (chunked to its batch size).
+        pieces = [p for item in prepared if item.pixels is not None
+                  for p in (item.pixels, *(b.pixels for b in item.boxes if b.pixels is not None))]
+        BATCH_SIZE.labels("image").observe(len(pieces))
+        embedded = iter(await self._call_triton(self.triton.embed_pixels(np.stack(pieces), self._timeout(context)),
+                                                context) if pieces else ())
         results = []
-        for i, item in enumerate(prepared):
+        for item in prepared:
             result = embedder_pb2.ImageEmbedding(width=item.width, height=item.height, sha256=item.sha256)
-            if i in vectors:
-                result.vector.values.extend(vectors[i])
-            else:
+            if item.pixels is None:
                 result.error.code = item.error_code.value[0]
                 result.error.message = item.error
+                results.append(result)
+                continue
+            result.vector.values.extend(next(embedded))
+            for box in item.boxes:
+                answer = result.boxes.add()
+                if box.box is not None:
+                    answer.box.CopyFrom(common_pb2.Box(x1=box.box.x1, y1=box.box.y1, x2=box.box.x2, y2=box.box.y2))
+                if box.pixels is not None:
+                    answer.vector.values.extend(next(embedded))
+                else:
+                    answer.error.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                    answer.error.message = box.error
             results.append(result)
         return embedder_pb2.EmbedImagesResponse(model=model, results=results)
 
@@ -110,14 +139,17 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             data = self._image_bytes(item)
             digest = hashlib.sha256(data).hexdigest()
             header, needed = images.open_image(data, self.settings.max_image_pixels, self.settings.max_decoded_bytes)
+            if item.boxes and item.HasField("box"):
+                raise images.BadImage("set box (one crop) or boxes (the image and its boxes), not both")
             with self.decode_budget.reserve(needed):
                 image = images.load_rgb(header)
                 width, height = image.size
+                boxes = [self._prepare_box(image, b, item.box_margin, image_size) for b in item.boxes]
                 if item.HasField("box"):
                     b = item.box
                     image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
                 pixels = preprocess.to_model_pixels(image, image_size)
-            return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest)
+            return PreparedImage(pixels=pixels, width=width, height=height, sha256=digest, boxes=boxes)
         except ObjectNotFound as error:
             return PreparedImage(error_code=grpc.StatusCode.NOT_FOUND, error=str(error))
         except (images.BadImage, ObjectTooLarge) as error:
@@ -125,6 +157,15 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         except Exception as error:  # storage down, or a decoder bug: this item only
             logger.exception("preparing an image failed")
             return PreparedImage(error_code=grpc.StatusCode.UNAVAILABLE, error=f"could not read the image: {error}")
+
+    @staticmethod
+    def _prepare_box(image, box: common_pb2.Box, margin: float, image_size: int) -> PreparedBox:
+        try:
+            clipped = images.clip(images.Box(box.x1, box.y1, box.x2, box.y2), *image.size)
+            return PreparedBox(box=clipped, pixels=preprocess.to_model_pixels(images.crop(image, clipped, margin),
+                                                                               image_size))
+        except images.BadImage as error:
+            return PreparedBox(error=str(error))
 
     def _image_bytes(self, item: common_pb2.ImageInput) -> bytes:
         limit = self.settings.max_image_bytes

@@ -160,16 +160,3 @@ def fingerprint(annotations: list[Annotation]) -> str:
         return ""
     text = json.dumps(sorted((a.label, a.box, a.source, a.score) for a in annotations))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def usable_box(annotation: Annotation, width: int, height: int) -> tuple[float, float, float, float]:
-    """The box clipped to the image; AnnotationError if nothing of it is left."""
-    x1, y1, x2, y2 = annotation.box
-    if x2 <= x1 or y2 <= y1:
-        raise AnnotationError(f"box {list(annotation.box)} ({annotation.label}) is empty or inverted")
-    clipped = (max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2))
-    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
-        raise AnnotationError(
-            f"box {list(annotation.box)} ({annotation.label}) lies outside the {width}x{height} image"
-        )
-    return clipped

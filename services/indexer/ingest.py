@@ -41,7 +41,10 @@ OBJECTS = prometheus_client.Counter("vizsearch_ingest_objects_total", "Object en
 BATCH_SECONDS = prometheus_client.Histogram(
     "vizsearch_ingest_batch_seconds", "Time to index one batch, from download to written vectors.",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
-_EMBED_CHUNK = 256  # items per embedding call (the embedder accepts up to 1024)
+# An embedding call carries at most this many embeddings (images plus their boxes; the
+# embedder accepts 1024) and about this many bytes of encoded images.
+_EMBED_CHUNK = 256
+_EMBED_CALL_BYTES = 64 * 2**20
 
 
 class Cancelled(Exception):
@@ -255,38 +258,38 @@ class Ingestor:
             logger.warning("thumbnail of %s/%s not kept: %s", dataset, key, error)
 
     def _embed(self, dataset, to_embed, boxes, margin, outcomes):
-        """Embeds the images, then the boxes of those that decoded; returns the entries
-        and the annotations that could not be used."""
+        """Embeds each image with its boxes (sent once, decoded once by the embedder);
+        returns the entries and the annotations that could not be used."""
         now = int(time.time() * 1000)
-        image_entries, crops, problems = [], [], []
-        results = self._embed_images([common_pb2.ImageInput(data=item.data) for _, item, _ in to_embed])
-        for (key, item, entry), result in zip(to_embed, results):
+        inputs, owners = [], []
+        for key, item, entry in to_embed:
+            annotations = boxes.get(key, [])
+            # An image with more boxes than one call holds goes in several parts (its own
+            # vector is taken from the first).
+            step = _EMBED_CHUNK - 1
+            for group in [annotations[i:i + step] for i in range(0, len(annotations), step)] or [[]]:
+                inputs.append(common_pb2.ImageInput(data=item.data, box_margin=margin, boxes=[
+                    common_pb2.Box(x1=a.box[0], y1=a.box[1], x2=a.box[2], y2=a.box[3]) for a in group]))
+                owners.append((key, entry, group))
+        image_entries, object_entries, problems = [], [], []
+        for (key, entry, group), result in zip(owners, self._embed_images(inputs)):
             if result.WhichOneof("result") == "error":
                 outcomes[key] = _Outcome(FAILED_ITEM, result.error.message)
                 continue
-            w, h = result.width, result.height
-            image_entries.append(Entry(dataset, key, result.vector.values, w, h, entry.sha256, now))
-            outcomes[key] = _Outcome(DONE)
-            for annotation in boxes.get(key, []):
-                try:
-                    box = ann.usable_box(annotation, w, h)
-                except ann.AnnotationError as error:
-                    problems.append((key, f"{annotation.origin}: {error}"))
+            if key not in outcomes:
+                image_entries.append(Entry(dataset, key, result.vector.values, result.width, result.height,
+                                           entry.sha256, now))
+                outcomes[key] = _Outcome(DONE)
+            for annotation, answer in zip(group, result.boxes):
+                if answer.WhichOneof("result") == "error":
+                    problems.append((key, f"{annotation.origin} ({annotation.label}): {answer.error.message}"))
                     continue
-                x1, y1, x2, y2 = box
-                crop = common_pb2.ImageInput(data=item.data, box=common_pb2.Box(x1=x1, y1=y1, x2=x2, y2=y2),
-                                             box_margin=margin)
-                crops.append((key, annotation, box, crop, result))
-        object_entries = []
-        for (key, annotation, box, _, image), result in zip(crops, self._embed_images([c[3] for c in crops])):
-            if result.WhichOneof("result") == "error":
-                problems.append((key, f"{annotation.origin}: {result.error.message}"))
-                continue
-            object_entries.append(Entry(
-                dataset, key, result.vector.values, image.width, image.height, image.sha256, now,
-                box=box, label=annotation.label, source=annotation.source, score=annotation.score,
-            ))
-            outcomes[key].objects += 1
+                object_entries.append(Entry(
+                    dataset, key, answer.vector.values, result.width, result.height, result.sha256, now,
+                    box=(answer.box.x1, answer.box.y1, answer.box.x2, answer.box.y2), label=annotation.label,
+                    source=annotation.source, score=annotation.score,
+                ))
+                outcomes[key].objects += 1
         by_key: dict[str, list[Entry]] = {}
         for entry in object_entries:
             by_key.setdefault(entry.key, []).append(entry)
@@ -295,11 +298,23 @@ class Ingestor:
         return image_entries, object_entries, problems
 
     def _embed_images(self, inputs: list) -> list:
-        results = []
-        for chunk in chunks(inputs, _EMBED_CHUNK):
-            request = embedder_pb2.EmbedImagesRequest(images=chunk)
-            results.extend(self.state.embed_call(self.state.embedder.EmbedImages, request).results)
-        return results  # the bytes were sent, so an item's error is about the image itself
+        """One result per input, from calls of at most _EMBED_CHUNK embeddings and about
+        _EMBED_CALL_BYTES of images each."""
+        results, call, embeddings, size = [], [], 0, 0
+        for item in inputs:
+            cost = 1 + len(item.boxes)
+            if call and (embeddings + cost > _EMBED_CHUNK or size + len(item.data) > _EMBED_CALL_BYTES):
+                results.extend(self._embed_call(call))
+                call, embeddings, size = [], 0, 0
+            call.append(item)
+            embeddings, size = embeddings + cost, size + len(item.data)
+        if call:
+            results.extend(self._embed_call(call))
+        return results
+
+    def _embed_call(self, inputs: list) -> list:
+        request = embedder_pb2.EmbedImagesRequest(images=inputs)
+        return list(self.state.embed_call(self.state.embedder.EmbedImages, request).results)
 
     def _write(self, version, dataset, keys, gone, image_entries, object_entries, outcomes):
         vectors = self.state.vectors

@@ -51,8 +51,10 @@ def direct_images_per_s(model_dir: Path, batch: int, rounds: int, device: str = 
     return batch * rounds / (time.perf_counter() - started)
 
 
-def service_images_per_s(stub, batch: int, rounds: int, clients: int) -> float:
-    jpegs = [imagegen.encode(imagegen.scene(640, 480, seed=i), "JPEG", quality=90) for i in range(batch)]
+def service_images_per_s(stub, batch: int, rounds: int, clients: int, jpegs: list[bytes] | None = None) -> float:
+    """Images/s through the embedder, `clients` callers each sending batches of `batch`
+    (generated 640x480 JPEGs unless given)."""
+    jpegs = jpegs or [imagegen.encode(imagegen.scene(640, 480, seed=i), "JPEG", quality=90) for i in range(batch)]
     request = embedder_pb2.EmbedImagesRequest(images=[common_pb2.ImageInput(data=d) for d in jpegs],
                                               fail_on_item_error=True)
     stub.EmbedImages(request, timeout=600)  # warm up

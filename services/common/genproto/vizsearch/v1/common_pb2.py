@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19vizsearch/v1/common.proto\x12\x0cvizsearch.v1\")\n\tObjectRef\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x8f\x01\n\nImageInput\x12\x0e\n\x04\x64\x61ta\x18\x01 \x01(\x0cH\x00\x12&\n\x03ref\x18\x02 \x01(\x0b\x32\x17.vizsearch.v1.ObjectRefH\x00\x12#\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x11.vizsearch.v1.BoxH\x01\x88\x01\x01\x12\x12\n\nbox_margin\x18\x04 \x01(\x02\x42\x08\n\x06sourceB\x06\n\x04_box\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"n\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\nimage_size\x18\x04 \x01(\x05\x12\x17\n\x0fmax_text_tokens\x18\x05 \x01(\x05\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19vizsearch/v1/common.proto\x12\x0cvizsearch.v1\")\n\tObjectRef\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"5\n\x03\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\xb1\x01\n\nImageInput\x12\x0e\n\x04\x64\x61ta\x18\x01 \x01(\x0cH\x00\x12&\n\x03ref\x18\x02 \x01(\x0b\x32\x17.vizsearch.v1.ObjectRefH\x00\x12#\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x11.vizsearch.v1.BoxH\x01\x88\x01\x01\x12\x12\n\nbox_margin\x18\x04 \x01(\x02\x12 \n\x05\x62oxes\x18\x05 \x03(\x0b\x32\x11.vizsearch.v1.BoxB\x08\n\x06sourceB\x06\n\x04_box\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"n\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\x05\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x12\n\nimage_size\x18\x04 \x01(\x05\x12\x17\n\x0fmax_text_tokens\x18\x05 \x01(\x05\"*\n\tItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,11 +36,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BOX']._serialized_start=86
   _globals['_BOX']._serialized_end=139
   _globals['_IMAGEINPUT']._serialized_start=142
-  _globals['_IMAGEINPUT']._serialized_end=285
-  _globals['_VECTOR']._serialized_start=287
-  _globals['_VECTOR']._serialized_end=311
-  _globals['_MODELINFO']._serialized_start=313
-  _globals['_MODELINFO']._serialized_end=423
-  _globals['_ITEMERROR']._serialized_start=425
-  _globals['_ITEMERROR']._serialized_end=467
+  _globals['_IMAGEINPUT']._serialized_end=319
+  _globals['_VECTOR']._serialized_start=321
+  _globals['_VECTOR']._serialized_end=345
+  _globals['_MODELINFO']._serialized_start=347
+  _globals['_MODELINFO']._serialized_end=457
+  _globals['_ITEMERROR']._serialized_start=459
+  _globals['_ITEMERROR']._serialized_end=501
 # @@protoc_insertion_point(module_scope)

@@ -27,16 +27,18 @@ class Box(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class ImageInput(_message.Message):
-    __slots__ = ("data", "ref", "box", "box_margin")
+    __slots__ = ("data", "ref", "box", "box_margin", "boxes")
     DATA_FIELD_NUMBER: _ClassVar[int]
     REF_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     BOX_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
     data: bytes
     ref: ObjectRef
     box: Box
     box_margin: float
-    def __init__(self, data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., box_margin: _Optional[float] = ...) -> None: ...
+    boxes: _containers.RepeatedCompositeFieldContainer[Box]
+    def __init__(self, data: _Optional[bytes] = ..., ref: _Optional[_Union[ObjectRef, _Mapping]] = ..., box: _Optional[_Union[Box, _Mapping]] = ..., box_margin: _Optional[float] = ..., boxes: _Optional[_Iterable[_Union[Box, _Mapping]]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from services.common.genproto.vizsearch.v1 import common_pb2 as vizsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvizsearch/v1/embedder.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\"\"\n\x11\x45mbedTextsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"c\n\x12\x45mbedTextsResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12%\n\x07vectors\x18\x02 \x03(\x0b\x32\x14.vizsearch.v1.Vector\"Z\n\x12\x45mbedImagesRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.vizsearch.v1.ImageInput\x12\x1a\n\x12\x66\x61il_on_item_error\x18\x02 \x01(\x08\"\x9b\x01\n\x0eImageEmbedding\x12&\n\x06vector\x18\x01 \x01(\x0b\x32\x14.vizsearch.v1.VectorH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.vizsearch.v1.ItemErrorH\x00\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0e\n\x06sha256\x18\x05 \x01(\tB\x08\n\x06result\"l\n\x13\x45mbedImagesResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.vizsearch.v1.ImageEmbedding\"\x15\n\x13GetModelInfoRequest2\xfb\x01\n\x08\x45mbedder\x12O\n\nEmbedTexts\x12\x1f.vizsearch.v1.EmbedTextsRequest\x1a .vizsearch.v1.EmbedTextsResponse\x12R\n\x0b\x45mbedImages\x12 .vizsearch.v1.EmbedImagesRequest\x1a!.vizsearch.v1.EmbedImagesResponse\x12J\n\x0cGetModelInfo\x12!.vizsearch.v1.GetModelInfoRequest\x1a\x17.vizsearch.v1.ModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bvizsearch/v1/embedder.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\"\"\n\x11\x45mbedTextsRequest\x12\r\n\x05texts\x18\x01 \x03(\t\"c\n\x12\x45mbedTextsResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12%\n\x07vectors\x18\x02 \x03(\x0b\x32\x14.vizsearch.v1.Vector\"Z\n\x12\x45mbedImagesRequest\x12(\n\x06images\x18\x01 \x03(\x0b\x32\x18.vizsearch.v1.ImageInput\x12\x1a\n\x12\x66\x61il_on_item_error\x18\x02 \x01(\x08\"\xc6\x01\n\x0eImageEmbedding\x12&\n\x06vector\x18\x01 \x01(\x0b\x32\x14.vizsearch.v1.VectorH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.vizsearch.v1.ItemErrorH\x00\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12)\n\x05\x62oxes\x18\x06 \x03(\x0b\x32\x1a.vizsearch.v1.BoxEmbeddingB\x08\n\x06result\"\x8a\x01\n\x0c\x42oxEmbedding\x12&\n\x06vector\x18\x01 \x01(\x0b\x32\x14.vizsearch.v1.VectorH\x00\x12(\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x17.vizsearch.v1.ItemErrorH\x00\x12\x1e\n\x03\x62ox\x18\x03 \x01(\x0b\x32\x11.vizsearch.v1.BoxB\x08\n\x06result\"l\n\x13\x45mbedImagesResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12-\n\x07results\x18\x02 \x03(\x0b\x32\x1c.vizsearch.v1.ImageEmbedding\"\x15\n\x13GetModelInfoRequest2\xfb\x01\n\x08\x45mbedder\x12O\n\nEmbedTexts\x12\x1f.vizsearch.v1.EmbedTextsRequest\x1a .vizsearch.v1.EmbedTextsResponse\x12R\n\x0b\x45mbedImages\x12 .vizsearch.v1.EmbedImagesRequest\x1a!.vizsearch.v1.EmbedImagesResponse\x12J\n\x0cGetModelInfo\x12!.vizsearch.v1.GetModelInfoRequest\x1a\x17.vizsearch.v1.ModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,11 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDIMAGESREQUEST']._serialized_start=209
   _globals['_EMBEDIMAGESREQUEST']._serialized_end=299
   _globals['_IMAGEEMBEDDING']._serialized_start=302
-  _globals['_IMAGEEMBEDDING']._serialized_end=457
-  _globals['_EMBEDIMAGESRESPONSE']._serialized_start=459
-  _globals['_EMBEDIMAGESRESPONSE']._serialized_end=567
-  _globals['_GETMODELINFOREQUEST']._serialized_start=569
-  _globals['_GETMODELINFOREQUEST']._serialized_end=590
-  _globals['_EMBEDDER']._serialized_start=593
-  _globals['_EMBEDDER']._serialized_end=844
+  _globals['_IMAGEEMBEDDING']._serialized_end=500
+  _globals['_BOXEMBEDDING']._serialized_start=503
+  _globals['_BOXEMBEDDING']._serialized_end=641
+  _globals['_EMBEDIMAGESRESPONSE']._serialized_start=643
+  _globals['_EMBEDIMAGESRESPONSE']._serialized_end=751
+  _globals['_GETMODELINFOREQUEST']._serialized_start=753
+  _globals['_GETMODELINFOREQUEST']._serialized_end=774
+  _globals['_EMBEDDER']._serialized_start=777
+  _globals['_EMBEDDER']._serialized_end=1028
 # @@protoc_insertion_point(module_scope)

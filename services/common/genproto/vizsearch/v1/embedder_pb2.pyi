@@ -30,18 +30,30 @@ class EmbedImagesRequest(_message.Message):
     def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.ImageInput, _Mapping]]] = ..., fail_on_item_error: _Optional[bool] = ...) -> None: ...
 
 class ImageEmbedding(_message.Message):
-    __slots__ = ("vector", "error", "width", "height", "sha256")
+    __slots__ = ("vector", "error", "width", "height", "sha256", "boxes")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    BOXES_FIELD_NUMBER: _ClassVar[int]
     vector: _common_pb2.Vector
     error: _common_pb2.ItemError
     width: int
     height: int
     sha256: str
-    def __init__(self, vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    boxes: _containers.RepeatedCompositeFieldContainer[BoxEmbedding]
+    def __init__(self, vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ..., sha256: _Optional[str] = ..., boxes: _Optional[_Iterable[_Union[BoxEmbedding, _Mapping]]] = ...) -> None: ...
+
+class BoxEmbedding(_message.Message):
+    __slots__ = ("vector", "error", "box")
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    vector: _common_pb2.Vector
+    error: _common_pb2.ItemError
+    box: _common_pb2.Box
+    def __init__(self, vector: _Optional[_Union[_common_pb2.Vector, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.ItemError, _Mapping]] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ...) -> None: ...
 
 class EmbedImagesResponse(_message.Message):
     __slots__ = ("model", "results")
