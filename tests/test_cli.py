@@ -78,6 +78,14 @@ def test_every_command_speaks_json_and_takes_global_options_after_it(stack, tmp_
     assert f"job {job['id']}: succeeded: 2 indexed" in capsys.readouterr().out
     assert cli.main(["scan", "verbs", "--wait", "--json", "--url", url, "--api-key", key]) == 0
     assert _last_json(capsys)["skipped"] == 2
+    search = ["search", "a scene", "--dataset", "verbs", "--json", "--url", url, "--api-key", key]
+    assert cli.main([*search, "--prefix", "1", "--width", "90:100", "--height", ":64"]) == 0
+    assert [r["key"] for r in json.loads(capsys.readouterr().out)["results"]] == ["1.jpg"]
+    assert cli.main([*search, "--width", "97:"]) == 0
+    assert json.loads(capsys.readouterr().out)["results"] == []
+    with pytest.raises(SystemExit):
+        cli.main([*search, "--width", "wide"])
+    assert "is not MIN:MAX in pixels" in capsys.readouterr().err
     out = tmp_path / "copy.jpg"
     assert cli.main(["download", "verbs", "1.jpg", "-o", str(out), "--url", url, "--api-key", key]) == 0
     assert out.read_bytes() == (folder / "1.jpg").read_bytes()

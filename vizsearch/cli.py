@@ -110,6 +110,17 @@ def emit(args, model) -> None:
 
 
 # -- the commands ---------------------------------------------------------------------
+def _size_range(text: str) -> tuple[int | None, int | None]:
+    low, sep, high = text.partition(":")
+    try:
+        bounds = (int(low) if low else None, int(high) if high else None)
+    except ValueError:
+        bounds = None
+    if not sep or bounds is None or any(b is not None and b < 0 for b in bounds):
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN:MAX in pixels (say 640: or :1920 or 640:1920)")
+    return bounds
+
+
 def cmd_search(args, client) -> int:
     if (args.text is None) == (args.image is None):
         print("give a text, or --image PATH (with --box for an object)", file=sys.stderr)
@@ -117,8 +128,11 @@ def cmd_search(args, client) -> int:
     if args.box and not args.image:
         print("--box needs --image", file=sys.stderr)
         return 1
+    width, height = args.width or (None, None), args.height or (None, None)
     options = {"datasets": args.dataset or None, "labels": args.label or None, "level": args.level,
-               "top_k": args.top_k, "offset": args.offset, "min_score": args.min_score}
+               "exclude_labels": args.exclude_label or None, "all_labels": args.with_label or None,
+               "key_prefix": args.prefix, "min_width": width[0], "max_width": width[1], "min_height": height[0],
+               "max_height": height[1], "top_k": args.top_k, "offset": args.offset, "min_score": args.min_score}
     reply = client.search_text(args.text, **options) if args.text is not None else \
         client.search_image(args.image, box=args.box, **options)
     if args.json:
@@ -310,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--box", type=_box, help="x1,y1,x2,y2: search by this object of --image")
     search.add_argument("--dataset", action="append", help="only this dataset (repeatable)")
     search.add_argument("--label", action="append", help="only objects with this label (repeatable; objects level)")
+    search.add_argument("--exclude-label", action="append",
+                        help="objects level: not objects with this label; images level: not images with a box of it "
+                        "(repeatable)")
+    search.add_argument("--with-label", action="append",
+                        help="only images with a box of this label (repeatable: a box of each)")
+    search.add_argument("--prefix", help="only keys starting with this: a folder of the dataset")
+    search.add_argument("--width", type=_size_range, help="MIN:MAX image width in pixels (either may be empty)")
+    search.add_argument("--height", type=_size_range, help="MIN:MAX image height in pixels (either may be empty)")
     search.add_argument("--level", choices=["images", "objects"], help="default: objects for an object query")
     search.add_argument("--top-k", type=int, default=10, help="results per page")
     search.add_argument("--offset", type=int, default=0, help="results to skip (paging)")

@@ -61,9 +61,19 @@ class Query(BaseModel):
 class SearchBody(BaseModel):
     query: Query
     datasets: list[Text] = []
-    labels: list[Text] = []
+    labels: list[Text] = Field([], description="objects with one of these labels (objects level)")
     sources: list[Literal["ground_truth", "prediction"]] = []
-    min_box_area: float | None = Field(None, ge=0)
+    min_box_area: float | None = Field(None, ge=0, description="pixels (objects level)")
+    exclude_labels: list[Text] = Field(
+        [], max_length=256, description="objects level: objects with none of these labels; images level: images "
+        "with no box of these labels")
+    all_labels: list[Text] = Field([], max_length=256,
+                                   description='images with a box of every one of these labels ("a car and a dog")')
+    key_prefix: Text = Field("", max_length=1024, description="keys that start with this: a folder of the dataset")
+    min_width: int = Field(0, ge=0, description="the image's upright width in pixels, at least (0: any)")
+    max_width: int = Field(0, ge=0, description="at most (0: any)")
+    min_height: int = Field(0, ge=0)
+    max_height: int = Field(0, ge=0)
     level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
     top_k: int = Field(20, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)

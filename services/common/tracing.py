@@ -10,6 +10,7 @@ mode=opentelemetry` adds its own spans to the same trace.
 """
 
 import logging
+from contextlib import contextmanager
 
 from services.common import logs
 
@@ -100,10 +101,25 @@ def instrument_celery() -> None:
 
 def context_headers() -> dict[str, str] | None:
     """The current trace context as headers (`traceparent`) for a call no interceptor sees
-    (Triton's client), or None when tracing is off."""
+    (Triton's client), or to continue the trace later; None when tracing is off."""
     if not enabled():
         return None
     from opentelemetry import propagate
     headers: dict[str, str] = {}
     propagate.inject(headers)
     return headers
+
+
+@contextmanager
+def continued(headers: dict[str, str] | None):
+    """Runs the block inside the trace `headers` name (a job's, kept when it was asked
+    for: every unit of the job joins it, however long it waited to be sent)."""
+    if not enabled() or not headers:
+        yield
+        return
+    from opentelemetry import context, propagate
+    token = context.attach(propagate.extract(headers))
+    try:
+        yield
+    finally:
+        context.detach(token)

@@ -32,9 +32,12 @@ logger = logging.getLogger(__name__)
 LEVELS = ("images", "objects")
 # Part of every collection's name: a schema change gets new collections, filled by the
 # next scans, instead of writes failing against old ones.
-SCHEMA_REVISION = 3
+SCHEMA_REVISION = 4
 MAX_KEY_CHARS = 1024
 MAX_LABEL_CHARS = 256
+# Distinct labels kept per image (the `labels` array every entry carries, for the
+# all_labels and images-level exclude_labels filters); Milvus arrays hold at most 4,096.
+MAX_IMAGE_LABELS = 1024
 # Milvus's longest VARCHAR: an image's boxes, as JSON, must fit (else readers look them up).
 MAX_BOXES_BYTES = 65535
 # Milvus's error code for a collection that does not exist (2.3 and later).
@@ -75,6 +78,7 @@ class Entry:
     score: float = 0.0
     objects: int = 0  # of an image entry: how many object entries its image has
     boxes: str = ""  # of an image entry: its objects, from encode_boxes ("" if none or too many)
+    labels: tuple[str, ...] = ()  # the labels of the image's objects, on its image and object entries
 
     def entry_id(self, model_version: str) -> str:
         return entry_id(model_version, self.dataset, self.key, self.box, self.label, self.source)
@@ -100,6 +104,7 @@ class Entry:
             "indexed_at": self.indexed_at,
             "objects": self.objects,
             "boxes": self.boxes,
+            "labels": sorted({label[:MAX_LABEL_CHARS] for label in self.labels})[:MAX_IMAGE_LABELS],
         }
 
 
@@ -142,19 +147,58 @@ def quote_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(quote(v) for v in values) + "]"
 
 
-def search_filter(datasets: Sequence[str] = (), labels: Sequence[str] = (), sources: Sequence[str] = (),
-                  min_box_area: float | None = None) -> str:
-    """A search's filter ('' for none); labels, sources and min_box_area apply to object entries."""
-    parts = []
-    if datasets:
-        parts.append(f"dataset in {quote_list(datasets)}")
-    if labels:
-        parts.append(f"label in {quote_list(labels)}")
-    if sources:
-        parts.append(f"source in {quote_list(sorted(set(sources)))}")
-    if min_box_area is not None:
-        parts.append(f"box_area >= {float(min_box_area)!r}")
-    return " and ".join(parts)
+@dataclass(frozen=True)
+class SearchFilter:
+    """What a search keeps. labels, exclude_labels (at the objects level), sources and
+    min_box_area test object entries; the rest any entry (all_labels and images-level
+    exclusion through the `labels` array of its image)."""
+
+    datasets: Sequence[str] = ()
+    labels: Sequence[str] = ()
+    exclude_labels: Sequence[str] = ()
+    all_labels: Sequence[str] = ()
+    sources: Sequence[str] = ()
+    min_box_area: float | None = None
+    key_prefix: str = ""
+    min_width: int = 0
+    max_width: int = 0
+    min_height: int = 0
+    max_height: int = 0
+
+    def expression(self, level: str) -> str:
+        """The Milvus filter of this search at `level` ("images" or "objects"); '' for none."""
+        parts = []
+        if self.datasets:
+            parts.append(f"dataset in {quote_list(self.datasets)}")
+        if self.key_prefix:
+            parts.append(_prefix(self.key_prefix))
+        for field, bound, operator in (("width", self.min_width, ">="), ("width", self.max_width, "<="),
+                                       ("height", self.min_height, ">="), ("height", self.max_height, "<=")):
+            if bound:
+                parts.append(f"{field} {operator} {int(bound)}")
+        if self.all_labels:
+            parts.append(f"array_contains_all(labels, {quote_list(sorted(set(self.all_labels)))})")
+        if self.exclude_labels:
+            excluded = quote_list(sorted(set(self.exclude_labels)))
+            parts.append(f"label not in {excluded}" if level == "objects" else
+                         f"not array_contains_any(labels, {excluded})")
+        if self.labels:
+            parts.append(f"label in {quote_list(self.labels)}")
+        if self.sources:
+            parts.append(f"source in {quote_list(sorted(set(self.sources)))}")
+        if self.min_box_area is not None:
+            parts.append(f"box_area >= {float(self.min_box_area)!r}")
+        return " and ".join(parts)
+
+
+def _prefix(prefix: str) -> str:
+    """Keys starting with `prefix`, as a range (LIKE would read % and _ in it as wildcards):
+    from the prefix to the prefix with its last character's successor."""
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return f"key >= {quote(prefix)}"
+    successor = chr(last + 1 if last + 1 not in range(0xD800, 0xE000) else 0xE000)
+    return f"key >= {quote(prefix)} and key < {quote(prefix[:-1] + successor)}"
 
 
 def box_near(dataset: str, key: str, box: Sequence[float], tolerance: float = 0.01) -> str:
@@ -229,6 +273,8 @@ class VectorStore:
         # a second query (it looks them up only when they were too many to store here).
         schema.add_field("objects", DataType.INT32)
         schema.add_field("boxes", DataType.VARCHAR, max_length=MAX_BOXES_BYTES)
+        schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_IMAGE_LABELS,
+                         max_length=MAX_LABEL_CHARS * 4)
         index = self.client.prepare_index_params()
         index.add_index(
             "vector", index_type="HNSW", metric_type="COSINE",

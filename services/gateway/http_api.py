@@ -73,11 +73,12 @@ def query_term(query: Query, path: str = "query") -> query_pb2.QueryTerm:
     return query_pb2.QueryTerm(all=query_pb2.Combination(terms=terms))
 
 
-def search_request(term: query_pb2.QueryTerm, *, datasets=(), labels=(), sources=(), min_box_area=None,
-                   level=None, top_k=20, offset=0, min_score=None) -> query_pb2.SearchRequest:
+def search_request(term: query_pb2.QueryTerm, *, sources=(), min_box_area=None, level=None, top_k=20, offset=0,
+                   min_score=None, **filters) -> query_pb2.SearchRequest:
+    """`filters`: the Filters fields as they are named there (datasets, labels, key_prefix, ...)."""
     request = query_pb2.SearchRequest(
         query=term, level=LEVEL_ENUMS.get(level, query_pb2.LEVEL_UNSPECIFIED), top_k=top_k, offset=offset,
-        filters=query_pb2.Filters(datasets=datasets, labels=labels, sources=[SOURCE_ENUMS[s] for s in sources]),
+        filters=query_pb2.Filters(sources=[SOURCE_ENUMS[s] for s in sources], **filters),
     )
     if min_box_area is not None:
         request.filters.min_box_area = min_box_area
@@ -255,6 +256,13 @@ def create_app(gateway: Gateway) -> FastAPI:
         box: Annotated[str | None, Form(description="x1,y1,x2,y2: search for this object")] = None,
         datasets: Annotated[str, Form(description="comma-separated")] = "",
         labels: Annotated[str, Form(description="comma-separated")] = "",
+        exclude_labels: Annotated[str, Form(description="comma-separated")] = "",
+        all_labels: Annotated[str, Form(description="comma-separated")] = "",
+        key_prefix: Annotated[str, Form(max_length=1024)] = "",
+        min_width: Annotated[int, Form(ge=0)] = 0,
+        max_width: Annotated[int, Form(ge=0)] = 0,
+        min_height: Annotated[int, Form(ge=0)] = 0,
+        max_height: Annotated[int, Form(ge=0)] = 0,
         level: Annotated[Literal["images", "objects"] | None, Form()] = None,
         top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
         offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
@@ -268,8 +276,11 @@ def create_app(gateway: Gateway) -> FastAPI:
             region = _box(box)
             image.box.CopyFrom(common_pb2.Box(x1=region.x1, y1=region.y1, x2=region.x2, y2=region.y2))
         term = query_pb2.QueryTerm(object=image) if box is not None else query_pb2.QueryTerm(image=image)
-        request_message = search_request(term, datasets=_split(datasets), labels=_split(labels), level=level,
-                                         top_k=top_k, offset=offset, min_score=min_score)
+        request_message = search_request(
+            term, datasets=_split(datasets), labels=_split(labels), exclude_labels=_split(exclude_labels),
+            all_labels=_split(all_labels), key_prefix=_form_text(key_prefix), min_width=min_width,
+            max_width=max_width, min_height=min_height, max_height=max_height, level=level, top_k=top_k,
+            offset=offset, min_score=min_score)
         reply = await gateway.search(principal, request_message)
         return search_response(reply, str(request.base_url))
 
@@ -382,9 +393,13 @@ def _box(text: str) -> images.Box:
     return images.Box(x1, y1, x2, y2)
 
 
-def _split(text: str) -> list[str]:
+def _form_text(text: str) -> str:
+    """A form field's text, if it is valid Unicode."""
     try:
-        check_text(text)
+        return check_text(text)
     except ValueError as error:
         raise GatewayError(422, f"{text[:40]!r} {error}") from error
-    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in _form_text(text).split(",") if part.strip()]

@@ -13,6 +13,7 @@ import logging
 import prometheus_client
 from celery import Celery
 
+from services.common import tracing
 from services.indexer.celery_app import send_unit
 from services.indexer.state import IndexerState
 
@@ -34,8 +35,9 @@ class Dispatcher:
         """Sends what the window has room for; returns how many units were sent."""
         taken = self.state.work.take(self.window())
         for job_id, unit in taken:
-            dataset = self.state.jobs.dataset_of(job_id)
+            dataset, trace = self.state.jobs.routing(job_id)
             if dataset:  # else the job was forgotten with its dataset: the sweeper clears the unit
-                send_unit(self.app, job_id, dataset, unit)
+                with tracing.continued(trace):
+                    send_unit(self.app, job_id, dataset, unit)
         SENT.inc(len(taken))
         return len(taken)

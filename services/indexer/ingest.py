@@ -293,8 +293,11 @@ class Ingestor:
         by_key: dict[str, list[Entry]] = {}
         for entry in object_entries:
             by_key.setdefault(entry.key, []).append(entry)
-        image_entries = [dataclasses.replace(e, objects=outcomes[e.key].objects,
+        # Every entry of an image carries the labels of its objects (filters on what else is in it).
+        labels = {key: tuple(sorted({e.label for e in entries})) for key, entries in by_key.items()}
+        image_entries = [dataclasses.replace(e, objects=outcomes[e.key].objects, labels=labels.get(e.key, ()),
                                              boxes=encode_boxes(by_key.get(e.key, []))) for e in image_entries]
+        object_entries = [dataclasses.replace(e, labels=labels[e.key]) for e in object_entries]
         return image_entries, object_entries, problems
 
     def _embed_images(self, inputs: list) -> list:

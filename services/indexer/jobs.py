@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import redis
 
+from services.common import tracing
+
 QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED = (
     "queued", "running", "succeeded", "completed_with_failures", "failed")
 FINISHED = (SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED)
@@ -136,10 +138,12 @@ class JobStore:
         if claim_active and not self.redis.set(self._active(dataset), job_id, nx=True):
             return None
         now = time.time()
+        trace = tracing.context_headers()
         with self.redis.pipeline() as pipe:
             pipe.hset(self._job(job_id), mapping={
                 "dataset": dataset, "kind": kind, "model_version": model_version, "state": QUEUED,
                 "total": 0, "unchanged": 0, "objects": 0, "planned": 0, "created_at": now, "updated_at": now,
+                **({"trace": json.dumps(trace)} if trace else {}),
             })
             pipe.zadd(f"vz:jobs:{dataset}", {job_id: now})
             pipe.zadd("vz:jobs", {job_id: now})
@@ -196,6 +200,11 @@ class JobStore:
     def dataset_of(self, job_id: str) -> str:
         value = self.redis.hget(self._job(job_id), "dataset")
         return value.decode() if value else ""
+
+    def routing(self, job_id: str) -> tuple[str, dict[str, str] | None]:
+        """The job's dataset ("" once forgotten) and the trace it was asked for in, if any."""
+        dataset, trace = self.redis.hmget(self._job(job_id), "dataset", "trace")
+        return (dataset.decode() if dataset else ""), (json.loads(trace) if trace else None)
 
     # -- reads -----------------------------------------------------------
     def get(self, job_id: str, max_failures: int = 1000) -> JobView | None:

@@ -27,7 +27,7 @@ import prometheus_client
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
 from services.common import vectors as vector_index
 from services.common.vectors import VectorReader, decode_boxes, entry_id, is_missing_collection
-from services.common.wire import PREDICTION, SOURCE_ENUMS, ModelInfoCache
+from services.common.wire import LEVEL_NAMES, PREDICTION, SOURCE_ENUMS, ModelInfoCache
 from vizsearch.models import RESULT_WINDOW
 from services.query import filters
 from services.query.config import QuerySettings
@@ -83,6 +83,8 @@ class Searcher:
             raise _invalid("query is missing: give text, image, object or all")
         level = request.level or (
             query_pb2.LEVEL_OBJECTS if request.query.WhichOneof("kind") == "object" else query_pb2.LEVEL_IMAGES)
+        if level not in LEVEL_NAMES:
+            raise _invalid(f"level is {level}: use LEVEL_IMAGES or LEVEL_OBJECTS")
         try:
             expression = filters.expression(request.filters, level)
         except filters.BadFilter as error:

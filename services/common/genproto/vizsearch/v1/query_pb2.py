@@ -25,17 +25,17 @@ _sym_db = _symbol_database.Default()
 from services.common.genproto.vizsearch.v1 import common_pb2 as vizsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vizsearch/v1/query.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\"G\n\rWeightedQuery\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.QueryTerm\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"9\n\x0b\x43ombination\x12*\n\x05terms\x18\x01 \x03(\x0b\x32\x1b.vizsearch.v1.WeightedQuery\"\xa4\x01\n\tQueryTerm\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12)\n\x05image\x18\x02 \x01(\x0b\x32\x18.vizsearch.v1.ImageInputH\x00\x12*\n\x06object\x18\x03 \x01(\x0b\x32\x18.vizsearch.v1.ImageInputH\x00\x12(\n\x03\x61ll\x18\x04 \x01(\x0b\x32\x19.vizsearch.v1.CombinationH\x00\x42\x06\n\x04kind\"\x84\x01\n\x07\x46ilters\x12\x10\n\x08\x64\x61tasets\x18\x01 \x03(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12+\n\x07sources\x18\x03 \x03(\x0e\x32\x1a.vizsearch.v1.ObjectSource\x12\x19\n\x0cmin_box_area\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\x0f\n\r_min_box_area\"\xc8\x01\n\rSearchRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.QueryTerm\x12&\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x15.vizsearch.v1.Filters\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.vizsearch.v1.Level\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x05\x12\x16\n\tmin_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x42\x0c\n\n_min_score\"\xa5\x01\n\tObjectHit\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x02 \x01(\t\x12*\n\x06source\x18\x03 \x01(\x0e\x32\x1a.vizsearch.v1.ObjectSource\x12\x1b\n\x0e\x64\x65tector_score\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05score\x18\x05 \x01(\x02\x42\x11\n\x0f_detector_score\"\x80\x01\n\x08ImageHit\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12(\n\x07objects\x18\x06 \x03(\x0b\x32\x17.vizsearch.v1.ObjectHit\"r\n\x0eSearchResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12\x0f\n\x07took_ms\x18\x02 \x01(\x02\x12\'\n\x07results\x18\x03 \x03(\x0b\x32\x16.vizsearch.v1.ImageHit*C\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\x10\n\x0cLEVEL_IMAGES\x10\x01\x12\x11\n\rLEVEL_OBJECTS\x10\x02*k\n\x0cObjectSource\x12\x1d\n\x19OBJECT_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOBJECT_SOURCE_GROUND_TRUTH\x10\x01\x12\x1c\n\x18OBJECT_SOURCE_PREDICTION\x10\x02\x32L\n\x05Query\x12\x43\n\x06Search\x12\x1b.vizsearch.v1.SearchRequest\x1a\x1c.vizsearch.v1.SearchResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18vizsearch/v1/query.proto\x12\x0cvizsearch.v1\x1a\x19vizsearch/v1/common.proto\"G\n\rWeightedQuery\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.QueryTerm\x12\x0e\n\x06weight\x18\x02 \x01(\x02\"9\n\x0b\x43ombination\x12*\n\x05terms\x18\x01 \x03(\x0b\x32\x1b.vizsearch.v1.WeightedQuery\"\xa4\x01\n\tQueryTerm\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12)\n\x05image\x18\x02 \x01(\x0b\x32\x18.vizsearch.v1.ImageInputH\x00\x12*\n\x06object\x18\x03 \x01(\x0b\x32\x18.vizsearch.v1.ImageInputH\x00\x12(\n\x03\x61ll\x18\x04 \x01(\x0b\x32\x19.vizsearch.v1.CombinationH\x00\x42\x06\n\x04kind\"\x92\x02\n\x07\x46ilters\x12\x10\n\x08\x64\x61tasets\x18\x01 \x03(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12+\n\x07sources\x18\x03 \x03(\x0e\x32\x1a.vizsearch.v1.ObjectSource\x12\x19\n\x0cmin_box_area\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x16\n\x0e\x65xclude_labels\x18\x05 \x03(\t\x12\x12\n\nall_labels\x18\x06 \x03(\t\x12\x12\n\nkey_prefix\x18\x07 \x01(\t\x12\x11\n\tmin_width\x18\x08 \x01(\x05\x12\x11\n\tmax_width\x18\t \x01(\x05\x12\x12\n\nmin_height\x18\n \x01(\x05\x12\x12\n\nmax_height\x18\x0b \x01(\x05\x42\x0f\n\r_min_box_area\"\xc8\x01\n\rSearchRequest\x12&\n\x05query\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.QueryTerm\x12&\n\x07\x66ilters\x18\x02 \x01(\x0b\x32\x15.vizsearch.v1.Filters\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.vizsearch.v1.Level\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x05\x12\x16\n\tmin_score\x18\x06 \x01(\x02H\x00\x88\x01\x01\x42\x0c\n\n_min_score\"\xa5\x01\n\tObjectHit\x12\x1e\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x02 \x01(\t\x12*\n\x06source\x18\x03 \x01(\x0e\x32\x1a.vizsearch.v1.ObjectSource\x12\x1b\n\x0e\x64\x65tector_score\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\r\n\x05score\x18\x05 \x01(\x02\x42\x11\n\x0f_detector_score\"\x80\x01\n\x08ImageHit\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x12(\n\x07objects\x18\x06 \x03(\x0b\x32\x17.vizsearch.v1.ObjectHit\"r\n\x0eSearchResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.vizsearch.v1.ModelInfo\x12\x0f\n\x07took_ms\x18\x02 \x01(\x02\x12\'\n\x07results\x18\x03 \x03(\x0b\x32\x16.vizsearch.v1.ImageHit*C\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\x10\n\x0cLEVEL_IMAGES\x10\x01\x12\x11\n\rLEVEL_OBJECTS\x10\x02*k\n\x0cObjectSource\x12\x1d\n\x19OBJECT_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aOBJECT_SOURCE_GROUND_TRUTH\x10\x01\x12\x1c\n\x18OBJECT_SOURCE_PREDICTION\x10\x02\x32L\n\x05Query\x12\x43\n\x06Search\x12\x1b.vizsearch.v1.SearchRequest\x1a\x1c.vizsearch.v1.SearchResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vizsearch.v1.query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEVEL']._serialized_start=1121
-  _globals['_LEVEL']._serialized_end=1188
-  _globals['_OBJECTSOURCE']._serialized_start=1190
-  _globals['_OBJECTSOURCE']._serialized_end=1297
+  _globals['_LEVEL']._serialized_start=1263
+  _globals['_LEVEL']._serialized_end=1330
+  _globals['_OBJECTSOURCE']._serialized_start=1332
+  _globals['_OBJECTSOURCE']._serialized_end=1439
   _globals['_WEIGHTEDQUERY']._serialized_start=69
   _globals['_WEIGHTEDQUERY']._serialized_end=140
   _globals['_COMBINATION']._serialized_start=142
@@ -43,15 +43,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_QUERYTERM']._serialized_start=202
   _globals['_QUERYTERM']._serialized_end=366
   _globals['_FILTERS']._serialized_start=369
-  _globals['_FILTERS']._serialized_end=501
-  _globals['_SEARCHREQUEST']._serialized_start=504
-  _globals['_SEARCHREQUEST']._serialized_end=704
-  _globals['_OBJECTHIT']._serialized_start=707
-  _globals['_OBJECTHIT']._serialized_end=872
-  _globals['_IMAGEHIT']._serialized_start=875
-  _globals['_IMAGEHIT']._serialized_end=1003
-  _globals['_SEARCHRESPONSE']._serialized_start=1005
-  _globals['_SEARCHRESPONSE']._serialized_end=1119
-  _globals['_QUERY']._serialized_start=1299
-  _globals['_QUERY']._serialized_end=1375
+  _globals['_FILTERS']._serialized_end=643
+  _globals['_SEARCHREQUEST']._serialized_start=646
+  _globals['_SEARCHREQUEST']._serialized_end=846
+  _globals['_OBJECTHIT']._serialized_start=849
+  _globals['_OBJECTHIT']._serialized_end=1014
+  _globals['_IMAGEHIT']._serialized_start=1017
+  _globals['_IMAGEHIT']._serialized_end=1145
+  _globals['_SEARCHRESPONSE']._serialized_start=1147
+  _globals['_SEARCHRESPONSE']._serialized_end=1261
+  _globals['_QUERY']._serialized_start=1441
+  _globals['_QUERY']._serialized_end=1517
 # @@protoc_insertion_point(module_scope)

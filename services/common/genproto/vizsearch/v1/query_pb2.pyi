@@ -53,16 +53,30 @@ class QueryTerm(_message.Message):
     def __init__(self, text: _Optional[str] = ..., image: _Optional[_Union[_common_pb2.ImageInput, _Mapping]] = ..., object: _Optional[_Union[_common_pb2.ImageInput, _Mapping]] = ..., all: _Optional[_Union[Combination, _Mapping]] = ...) -> None: ...
 
 class Filters(_message.Message):
-    __slots__ = ("datasets", "labels", "sources", "min_box_area")
+    __slots__ = ("datasets", "labels", "sources", "min_box_area", "exclude_labels", "all_labels", "key_prefix", "min_width", "max_width", "min_height", "max_height")
     DATASETS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     MIN_BOX_AREA_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_LABELS_FIELD_NUMBER: _ClassVar[int]
+    ALL_LABELS_FIELD_NUMBER: _ClassVar[int]
+    KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    MIN_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MAX_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    MIN_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    MAX_HEIGHT_FIELD_NUMBER: _ClassVar[int]
     datasets: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.RepeatedScalarFieldContainer[str]
     sources: _containers.RepeatedScalarFieldContainer[ObjectSource]
     min_box_area: float
-    def __init__(self, datasets: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[ObjectSource, str]]] = ..., min_box_area: _Optional[float] = ...) -> None: ...
+    exclude_labels: _containers.RepeatedScalarFieldContainer[str]
+    all_labels: _containers.RepeatedScalarFieldContainer[str]
+    key_prefix: str
+    min_width: int
+    max_width: int
+    min_height: int
+    max_height: int
+    def __init__(self, datasets: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[_Union[ObjectSource, str]]] = ..., min_box_area: _Optional[float] = ..., exclude_labels: _Optional[_Iterable[str]] = ..., all_labels: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., min_width: _Optional[int] = ..., max_width: _Optional[int] = ..., min_height: _Optional[int] = ..., max_height: _Optional[int] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
     __slots__ = ("query", "filters", "level", "top_k", "offset", "min_score")
