@@ -279,6 +279,37 @@ def test_filters_narrow_the_results_and_survive_a_reload(page):
     assert page.is_checked(f"#filter-datasets input[value={DATASET}]")
 
 
+def image_labels(drop: Drop) -> dict[str, set[str]]:
+    names = {c["id"]: c["name"] for c in drop.coco["categories"]}
+    files = {i["id"]: i["file_name"] for i in drop.coco["images"]}
+    labels = {key: set() for key in files.values()}
+    for a in drop.coco["annotations"]:
+        labels[files[a["image_id"]]].add(names[a["category_id"]])
+    return labels
+
+
+def test_image_filters_keep_images_with_every_label_and_none_of_others(page, dataset):
+    labels = image_labels(dataset)
+    both = sorted({k for k, found in labels.items() if {"taxi", "dog"} <= found})
+    assert 0 < len(both) < 50, "the generated data has a few images with a taxi and a dog"
+    with_key(page).goto(search_url([{"text": "a street"}], level="images"))
+    wait_for_results(page, 20)
+    page.fill("#filter-all-labels", "taxi, dog")
+    page.press("#filter-all-labels", "Enter")
+    page.wait_for_function("() => location.search.includes('all_labels=taxi')")
+    page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(both))
+    assert sorted(wait_for_results(page, len(both))) == both
+    page.fill("#filter-exclude-labels", "bus")
+    page.press("#filter-exclude-labels", "Enter")
+    without_bus = sorted(k for k in both if "bus" not in labels[k])
+    page.wait_for_function("() => location.search.includes('exclude_labels=bus')")
+    page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(without_bus))
+    assert sorted(page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.key)")) == without_bus
+    screenshot(page, "14-images-with-a-taxi-and-a-dog-no-bus")
+    page.reload()
+    assert page.input_value("#filter-all-labels") == "taxi, dog" and page.input_value("#filter-exclude-labels") == "bus"
+
+
 def test_an_api_error_is_shown_as_its_detail(page):
     with_key(page).goto(search_url([{"text": "a bus"}], level="images", labels="bus"))
     expect(page.locator("#error")).to_be_visible()

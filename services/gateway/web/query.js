@@ -8,10 +8,12 @@
 export const PAGE = 50;
 
 export function emptySearch() {
-  return { terms: [], datasets: [], labels: [], sources: [], minBoxArea: null, minScore: null, level: "" };
+  return { terms: [], datasets: [], labels: [], sources: [], minBoxArea: null, minScore: null, level: "",
+           allLabels: [], excludeLabels: [], keyPrefix: "" };
 }
 
-const list = (text) => (text ? text.split(",").map((v) => v.trim()).filter(Boolean) : []);
+/** "a, b,,c" -> ["a", "b", "c"]: a comma-separated field or URL parameter. */
+export const commaList = (text) => (text ? text.split(",").map((v) => v.trim()).filter(Boolean) : []);
 const number = (text) => (text === null || text === "" || isNaN(Number(text)) ? null : Number(text));
 
 export function fromUrl(search = location.search) {
@@ -24,12 +26,15 @@ export function fromUrl(search = location.search) {
   } catch {
     state.terms = [];
   }
-  state.datasets = list(params.get("datasets"));
-  state.labels = list(params.get("labels"));
-  state.sources = list(params.get("sources"));
+  state.datasets = commaList(params.get("datasets"));
+  state.labels = commaList(params.get("labels"));
+  state.sources = commaList(params.get("sources"));
   state.minBoxArea = number(params.get("min_box_area"));
   state.minScore = number(params.get("min_score"));
   state.level = params.get("level") || "";
+  state.allLabels = commaList(params.get("all_labels"));
+  state.excludeLabels = commaList(params.get("exclude_labels"));
+  state.keyPrefix = params.get("key_prefix") || "";
   return state;
 }
 
@@ -43,6 +48,9 @@ export function toUrl(state) {
   if (state.minBoxArea !== null) params.set("min_box_area", state.minBoxArea);
   if (state.minScore !== null) params.set("min_score", state.minScore);
   if (state.level) params.set("level", state.level);
+  if (state.allLabels.length) params.set("all_labels", state.allLabels.join(","));
+  if (state.excludeLabels.length) params.set("exclude_labels", state.excludeLabels.join(","));
+  if (state.keyPrefix) params.set("key_prefix", state.keyPrefix);
   return params.size ? `/?${params}` : "/";
 }
 
@@ -72,6 +80,9 @@ export function toRequest(state, offset = 0) {
   if (state.sources.length) body.sources = state.sources;
   if (state.minBoxArea !== null) body.min_box_area = state.minBoxArea;
   if (state.minScore !== null) body.min_score = state.minScore;
+  if (state.allLabels.length) body.all_labels = state.allLabels;
+  if (state.excludeLabels.length) body.exclude_labels = state.excludeLabels;
+  if (state.keyPrefix) body.key_prefix = state.keyPrefix;
   body.level = level(state);
   return body;
 }

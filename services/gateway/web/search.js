@@ -3,7 +3,7 @@
 
 import * as api from "./api.js";
 import { h, labelColour, replace, s } from "./dom.js";
-import { PAGE, describe, fromUrl, level, toRequest, toUrl, usable } from "./query.js";
+import { PAGE, commaList, describe, fromUrl, level, toRequest, toUrl, usable } from "./query.js";
 import { openViewer } from "./viewer.js";
 
 const THUMBNAIL = 256; // the size the workers render as they index (services/common/thumbnails.py)
@@ -50,12 +50,22 @@ export function mount(main, app) {
                                  onchange: () => changeFilters() });
   const scoreInput = h("input", { type: "number", min: -1, max: 1, step: 0.01, id: "filter-score",
                                   placeholder: "-1 to 1", onchange: () => changeFilters() });
+  const allLabelsInput = h("input", { id: "filter-all-labels", list: "labels-seen", placeholder: "car, dog",
+                                      onchange: () => changeFilters() });
+  const excludeInput = h("input", { id: "filter-exclude-labels", list: "labels-seen", placeholder: "bus",
+                                    onchange: () => changeFilters() });
+  const prefixInput = h("input", { id: "filter-key-prefix", placeholder: "cam/front/", onchange: () => changeFilters() });
   const filters = h("aside", { class: "filters", id: "filters" },
     h("h2", {}, "Filters"), datasetBox,
     h("label", {}, "Level", levelSelect),
     h("fieldset", {}, h("legend", {}, "Objects"),
       h("label", {}, "Labels", labelsInput, labelList), ...sourceBoxes,
       h("label", {}, "Smallest box area", areaInput)),
+    h("fieldset", {}, h("legend", {}, "Images"),
+      h("label", { title: "images with a box of every one of these labels" }, "With all of", allLabelsInput),
+      h("label", { title: "images with no box of these labels (at the objects level: objects not so labelled)" },
+        "Without", excludeInput),
+      h("label", { title: "keys starting with this: a folder of the dataset" }, "Folder", prefixInput)),
     h("label", {}, "Lowest score", scoreInput));
 
   // -- the results --------------------------------------------------------------
@@ -173,6 +183,9 @@ export function mount(main, app) {
   function renderFilters() {
     levelSelect.value = state.level;
     labelsInput.value = state.labels.join(", ");
+    allLabelsInput.value = state.allLabels.join(", ");
+    excludeInput.value = state.excludeLabels.join(", ");
+    prefixInput.value = state.keyPrefix;
     for (const box of sourceBoxes) box.querySelector("input").checked = state.sources.includes(box.querySelector("input").value);
     areaInput.value = state.minBoxArea ?? "";
     scoreInput.value = state.minScore ?? "";
@@ -182,7 +195,10 @@ export function mount(main, app) {
   function changeFilters() {
     state.datasets = [...datasetBox.querySelectorAll("input:checked")].map((i) => i.value);
     state.level = levelSelect.value;
-    state.labels = labelsInput.value.split(",").map((v) => v.trim()).filter(Boolean);
+    state.labels = commaList(labelsInput.value);
+    state.allLabels = commaList(allLabelsInput.value);
+    state.excludeLabels = commaList(excludeInput.value);
+    state.keyPrefix = prefixInput.value.trim();
     state.sources = sourceBoxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
     state.minBoxArea = areaInput.value === "" ? null : Number(areaInput.value);
     state.minScore = scoreInput.value === "" ? null : Number(scoreInput.value);
