@@ -20,14 +20,13 @@ import grpc
 
 from services.common.genproto.vizsearch.v1 import embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc
 from services.common.vectors import VectorSettings, VectorStore
+from services.common.wire import FINISHED_JOB_STATES
 from services.localstack.launcher import Stack
 from model import demo_data
 from vizsearch.client import Client
 
 KILLABLE = ("worker", "indexer", "embedder", "triton", "milvus", "redis")
 DELETE = "delete"
-FINISHED = {indexer_pb2.JOB_STATE_SUCCEEDED, indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES,
-            indexer_pb2.JOB_STATE_FAILED}
 
 
 @dataclass
@@ -152,7 +151,7 @@ class Chaos:
         return self._retry(lambda: self.indexer.GetJob(indexer_pb2.GetJobRequest(id=job_id), timeout=10))
 
     def _wait_finished(self, job_id: str, deadline: float) -> indexer_pb2.Job:
-        while (job := self._job(job_id)).state not in FINISHED:
+        while (job := self._job(job_id)).state not in FINISHED_JOB_STATES:
             assert time.monotonic() < deadline, f"job {job_id} did not end: {job}"
             time.sleep(0.3)
         return job

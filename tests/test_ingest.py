@@ -18,12 +18,12 @@ from services.common.config import StorageSettings
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
 from services.common.storage import ObjectStore
 from services.common.vectors import LEVELS, VectorSettings, VectorStore
+from services.common.wire import FINISHED_JOB_STATES
 from services.localstack.components import worker_component
 from tests import imagegen
 from tests.conftest import TEST_BATCH_SIZE, TEST_WEBHOOK_TOKEN
 
 pytestmark = pytest.mark.stack
-FINISHED = {indexer_pb2.JOB_STATE_SUCCEEDED, indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES, indexer_pb2.JOB_STATE_FAILED}
 OBJECT_FIELDS = ["key", "label", "source", "score", "box_x1", "box_y1", "box_x2", "box_y2", "indexed_at", "sha256"]
 
 
@@ -56,7 +56,7 @@ def wait_for_job(indexer, job_id: str, timeout_s: float = 240) -> indexer_pb2.Jo
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = indexer.GetJob(indexer_pb2.GetJobRequest(id=job_id), timeout=10)
-        if job.state in FINISHED:
+        if job.state in FINISHED_JOB_STATES:
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} did not finish in {timeout_s}s: {job}")
@@ -139,7 +139,7 @@ def test_a_dropped_dataset_is_found_and_indexed_and_bad_files_are_reported(index
     # settled, indexes it (passes that find it still changing leave no job).
     deadline = time.monotonic() + 120
     job = None
-    while job is None or job.state not in FINISHED:
+    while job is None or job.state not in FINISHED_JOB_STATES:
         assert time.monotonic() < deadline, "the reconciler did not index the dropped dataset"
         time.sleep(0.5)
         jobs = indexer.ListJobs(indexer_pb2.ListJobsRequest(dataset=DATASET), timeout=10).jobs
@@ -210,7 +210,7 @@ def test_replaced_and_deleted_files_and_changed_annotations_are_followed(indexer
     assert "cam/s1.jpg" not in object_keys and len(object_keys) == 5
     dataset = indexer.GetDataset(indexer_pb2.GetDatasetRequest(name=DATASET), timeout=30)
     assert (dataset.images, dataset.objects, dataset.failed) == (15, 5, 4)
-    assert job.state in FINISHED
+    assert job.state in FINISHED_JOB_STATES
 
 
 def test_a_worker_killed_mid_job_loses_nothing(stack, indexer, store, vectors, model_version):

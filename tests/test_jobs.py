@@ -1,6 +1,7 @@
 """Job records in real Redis (their progress is written by the work ledger: tests/test_work.py)."""
 
-from services.indexer.jobs import RECONCILE, SCAN, SUCCEEDED, JobStore
+from services.common.genproto.vizsearch.v1 import indexer_pb2
+from services.indexer.jobs import RECONCILE, SCAN, JobStore
 
 
 def test_one_active_scan_per_dataset_and_open_jobs_are_listed(fresh_redis):
@@ -12,7 +13,7 @@ def test_one_active_scan_per_dataset_and_open_jobs_are_listed(fresh_redis):
     jobs.fail(first, "broken")
     assert jobs.active_job("ds") is None and jobs.open_jobs() == [other]
     jobs.plan(other, total=0)
-    assert jobs.get(other).state == SUCCEEDED and jobs.open_jobs() == []
+    assert jobs.get(other).state == indexer_pb2.JOB_STATE_SUCCEEDED and jobs.open_jobs() == []
 
 
 def test_a_forgotten_job_does_not_start_again(fresh_redis):
@@ -27,7 +28,7 @@ def test_an_empty_plan_finishes_at_once_and_history_is_bounded(fresh_redis):
     jobs = JobStore(fresh_redis, history=3)
     ids = [jobs.create("ds", SCAN) for _ in range(5)]
     jobs.plan(ids[-1], total=0)
-    assert jobs.get(ids[-1]).state == SUCCEEDED
+    assert jobs.get(ids[-1]).state == indexer_pb2.JOB_STATE_SUCCEEDED
     assert [j.id for j in jobs.recent("ds")] == list(reversed(ids[-3:]))
     assert jobs.get(ids[0]) is None
 

@@ -45,13 +45,18 @@ def gateway(stack) -> str:
 
 
 def test_a_search_is_one_trace_from_the_http_door_to_triton(otlp, gateway):
-    trace_id, parent = traceparent()
-    reply = httpx.post(f"{gateway}/v1/search", json={"query": {"text": f"a red bus {trace_id}"}},  # new text: embedded
-                       headers={"Authorization": f"Bearer {TEST_KEYS['reader'][0]}", "traceparent": parent},
-                       timeout=30)
-    assert reply.status_code == 200
     wanted = {"vizsearch-gateway", "vizsearch-query", "vizsearch-embedder", "vizsearch-triton"}
-    spans = services_in(otlp, trace_id, wanted)
+    # A second try with a new trace: Triton's batching exporter can lose a span while the
+    # shared stack's earlier tests' spans fill its queue (seen once in a full run).
+    for _ in range(2):
+        trace_id, parent = traceparent()
+        reply = httpx.post(f"{gateway}/v1/search", json={"query": {"text": f"a red bus {trace_id}"}},  # new: embedded
+                           headers={"Authorization": f"Bearer {TEST_KEYS['reader'][0]}", "traceparent": parent},
+                           timeout=30)
+        assert reply.status_code == 200
+        spans = services_in(otlp, trace_id, wanted)
+        if wanted <= set(spans):
+            break
     assert wanted <= set(spans), f"the trace reached only {sorted(spans)}"
     names = {s.name for service in spans.values() for s in service}
     assert "POST /v1/search" in names

@@ -4,11 +4,12 @@
 import pytest
 import redis
 
+from services.common.genproto.vizsearch.v1 import indexer_pb2
 from services.indexer.celery_app import create_app
 from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.ingest import Ingestor, Written
-from services.indexer.jobs import DONE, EVENT, FAILED, RECONCILE, SCAN
+from services.indexer.jobs import DONE, EVENT, RECONCILE, SCAN
 from services.indexer.state import IndexerState, Transient
 from services.indexer.unit_runner import LeaseKeeper, RedisAway, UnitRunner
 from services.indexer.work import SCAN_UNIT, Results, batch_units
@@ -57,8 +58,8 @@ def test_a_batch_retries_with_backoff_then_gives_up_and_its_job_ends(cut_off):
     assert len(cut_off.waits) == cut_off.settings.task_max_retries
     assert cut_off.waits[3] >= 4 and max(cut_off.waits) <= cut_off.settings.task_retry_backoff_max_s
     job = cut_off.state.jobs.get(job_id)
-    assert (job.failed, job.state) == (2, "completed_with_failures")
-    assert all("gave up after" in reason and "UNAVAILABLE" in reason for _, reason in job.failures)
+    assert (job.failed, job.state) == (2, indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES)
+    assert all("gave up after" in reason and "UNAVAILABLE" in reason for reason in (f.reason for f in job.failures))
     assert cut_off.state.work.units_left(job_id) == 0
 
 
@@ -66,7 +67,7 @@ def test_a_scan_that_cannot_start_fails_its_job_with_the_reason(cut_off):
     job_id = cut_off.job([(SCAN_UNIT, "")], kind=SCAN)
     cut_off.runner.run(job_id, "ds", SCAN_UNIT)
     job = cut_off.state.jobs.get(job_id)
-    assert job.state == FAILED and "embedder: UNAVAILABLE" in job.error
+    assert job.state == indexer_pb2.JOB_STATE_FAILED and "embedder: UNAVAILABLE" in job.error
     assert cut_off.state.work.units_left(job_id) == 0
 
 
@@ -87,7 +88,7 @@ def test_redis_loading_mid_batch_is_waited_out_and_nothing_is_given_up(cut_off, 
     monkeypatch.setattr(cut_off.state.work, "commit", flaky_commit)
     cut_off.runner.run(job_id, "ds", "b0")
     job = cut_off.state.jobs.get(job_id)
-    assert (job.state, job.done, job.failed) == ("succeeded", 1, 0)
+    assert (job.state, job.done, job.failed) == (indexer_pb2.JOB_STATE_SUCCEEDED, 1, 0)
     assert len(cut_off.waits) == 2
 
 

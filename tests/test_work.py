@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from services.indexer.jobs import (COMPLETED_WITH_FAILURES, DONE, FAILED_ITEM, QUEUED, RUNNING, SCAN, SKIPPED,
-                                   SUCCEEDED, JobStore)
+from services.common.genproto.vizsearch.v1 import indexer_pb2
+from services.indexer.jobs import COMPLETED_WITH_FAILURES, DONE, FAILED_ITEM, SCAN, SKIPPED, SUCCEEDED, JobStore
 from services.indexer.work import SCAN_UNIT, Claim, CommitKeys, Results, WorkLedger, batch_keys, batch_units
 
 
@@ -53,10 +53,10 @@ def test_a_commit_records_everything_once_and_a_redelivery_changes_nothing(ledge
     ledger.add(job_id, [(SCAN_UNIT, "")])
     [(_, unit)] = ledger.take(window=2)
     assert ledger.claim(job_id, unit, "t")[0] == Claim.CLAIMED
-    assert jobs.get(job_id).state == QUEUED
+    assert jobs.get(job_id).state == indexer_pb2.JOB_STATE_QUEUED
     plan = Results(plan=(3, 1), units=batch_units([["a.jpg", "b.jpg"]]), problems=[("_annotations/x.json", "bad")])
     assert ledger.commit(job_id, SCAN_UNIT, "t", commit_keys(jobs, job_id), plan) == 1
-    assert jobs.get(job_id).state == RUNNING and ledger.units_left(job_id) == 1
+    assert jobs.get(job_id).state == indexer_pb2.JOB_STATE_RUNNING and ledger.units_left(job_id) == 1
     [(_, batch)] = ledger.take(window=2)
     results = Results(manifest=[("a.jpg", '["sig", "sha", ""]')], failing=[("b.jpg", "not an image")],
                       outcomes=[("a.jpg", DONE, "", 2), ("b.jpg", FAILED_ITEM, "not an image", 0)])
@@ -66,7 +66,7 @@ def test_a_commit_records_everything_once_and_a_redelivery_changes_nothing(ledge
     assert jobs.maybe_finish(job_id) == COMPLETED_WITH_FAILURES
     view = jobs.get(job_id)
     assert (view.total, view.done, view.skipped, view.failed, view.objects) == (3, 1, 1, 1, 2)
-    assert sorted(view.failures) == [("_annotations/x.json", "bad"), ("b.jpg", "not an image")]
+    assert sorted((f.key, f.reason) for f in view.failures) == [("_annotations/x.json", "bad"), ("b.jpg", "not an image")]
     assert json.loads(fresh_redis.hget("m:ds", "a.jpg")) == ["sig", "sha", ""]
     assert fresh_redis.hget("f:ds", "b.jpg") == b"not an image"
     assert ledger.units_left(job_id) == 0 and ledger.in_flight() == {}

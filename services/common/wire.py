@@ -13,6 +13,9 @@ SOURCE_ENUMS = {name: value for value, name in SOURCE_NAMES.items()}
 LEVEL_NAMES = {query_pb2.LEVEL_IMAGES: "images", query_pb2.LEVEL_OBJECTS: "objects"}
 LEVEL_ENUMS = {name: value for value, name in LEVEL_NAMES.items()}
 JOB_STATE_NAMES = {value: name.removeprefix("JOB_STATE_").lower() for name, value in indexer_pb2.JobState.items()}
+JOB_STATE_ENUMS = {name: value for value, name in JOB_STATE_NAMES.items()}
+FINISHED_JOB_STATES = frozenset(
+    {indexer_pb2.JOB_STATE_SUCCEEDED, indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES, indexer_pb2.JOB_STATE_FAILED})
 
 # How long a service trusts the embedder's model description: a model switch is noticed
 # within this, and a busy service asks for it twice a minute, not once per request.

@@ -8,16 +8,17 @@ dispatcher; the Celery workers do it.
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from pymilvus.exceptions import MilvusException
 
+from services.common.genproto.vizsearch.v1 import indexer_pb2
 from services.common.storage import ObjectNotFound
+from services.common.wire import FINISHED_JOB_STATES
 from services.indexer.catalog import DatasetConfig
 from vizsearch.names import check_dataset_name
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.events import DatasetChanges
-from services.indexer.jobs import EVENT, FINISHED, RECONCILE, SCAN, JobView
+from services.indexer.jobs import EVENT, RECONCILE, SCAN
 from services.indexer.state import IndexerState, Transient
 from services.indexer.work import SCAN_UNIT, batch_units
 from services.indexer.ingest import chunks
@@ -33,16 +34,6 @@ class UnknownDataset(LookupError):
     pass
 
 
-@dataclass
-class DatasetView:
-    name: str
-    box_margin: float
-    images: int
-    objects: int
-    failed: int
-    last_job: JobView | None
-
-
 class Indexer:
     def __init__(self, state: IndexerState, dispatcher: Dispatcher):
         self.state = state
@@ -53,7 +44,7 @@ class Indexer:
         self._ignored_prefixes: set[str] = set()  # warned about once
 
     # -- datasets --------------------------------------------------------
-    def create(self, name: str, box_margin: float | None) -> DatasetView:
+    def create(self, name: str, box_margin: float | None) -> indexer_pb2.Dataset:
         check_dataset_name(name)
         if box_margin is not None and not 0 <= box_margin <= 1:
             raise ValueError(f"box_margin is {box_margin}: give a fraction of the box side between 0 and 1")
@@ -61,27 +52,27 @@ class Indexer:
         self.catalog.register(name, config, explicit=True)
         return self.get(name)
 
-    def get(self, name: str) -> DatasetView:
+    def get(self, name: str) -> indexer_pb2.Dataset:
         if not self.catalog.exists(name):
             raise UnknownDataset(f"no dataset {name!r}")
         version = self.state.model().version
         vectors = self.state.vectors
-        return DatasetView(
+        return indexer_pb2.Dataset(
             name=name,
-            box_margin=self.catalog.config(name).box_margin,
+            config=indexer_pb2.DatasetConfig(box_margin=self.catalog.config(name).box_margin),
             images=vectors.count(version, "images", name),
             objects=vectors.count(version, "objects", name),
             failed=self.catalog.failed_count(version, name),
             last_job=self.jobs.latest(name),
         )
 
-    def all(self) -> list[DatasetView]:
+    def all(self) -> list[indexer_pb2.Dataset]:
         # Each count waits on Milvus's Strong consistency (a time tick): wait for them together.
         names = self.catalog.names()
         with ThreadPoolExecutor(min(8, max(1, len(names)))) as pool:
             return [view for view in pool.map(self._get_if_still_there, names) if view is not None]
 
-    def _get_if_still_there(self, name: str) -> DatasetView | None:
+    def _get_if_still_there(self, name: str) -> indexer_pb2.Dataset | None:
         try:
             return self.get(name)
         except UnknownDataset:  # deleted while listing
@@ -116,7 +107,7 @@ class Indexer:
             raise Transient(f"Milvus: {error}") from error
 
     # -- jobs ------------------------------------------------------------
-    def scan(self, name: str, kind: str = SCAN) -> JobView | None:
+    def scan(self, name: str, kind: str = SCAN) -> indexer_pb2.Job | None:
         """Starts a scan. One asked for always starts, so that its listing includes
         whatever was just uploaded; a periodic one (RECONCILE) only when the dataset
         has no active scan (else None)."""
@@ -168,7 +159,7 @@ class Indexer:
                 continue
         return False
 
-    def job(self, job_id: str) -> JobView | None:
+    def job(self, job_id: str) -> indexer_pb2.Job | None:
         return self.jobs.get(job_id)
 
     # -- the reconciler --------------------------------------------------
@@ -204,7 +195,7 @@ class Indexer:
             if self.jobs.active_job(name) is not None:
                 return False
             scanned = [j for j in self.jobs.recent(name, limit=20) if j.kind in (SCAN, RECONCILE)]
-            if not any(j.model_version == version and j.state in FINISHED for j in scanned):
+            if not any(j.model_version == version and j.state in FINISHED_JOB_STATES for j in scanned):
                 return False
         vectors.switch_aliases(version)
         logger.info("now serving model version %s", version)

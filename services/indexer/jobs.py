@@ -12,11 +12,12 @@ so the indexer can find those whose work was lost.
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
-
 import redis
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import tracing
+from services.common.genproto.vizsearch.v1 import indexer_pb2
+from services.common.wire import JOB_STATE_ENUMS
 
 QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED = (
     "queued", "running", "succeeded", "completed_with_failures", "failed")
@@ -64,44 +65,20 @@ return 1
 """
 
 
-@dataclass
-class JobView:
-    id: str
-    dataset: str
-    kind: str
-    model_version: str
-    state: str
-    total: int
-    done: int
-    failed: int
-    skipped: int
-    objects: int
-    unchanged: int = 0  # part of `skipped`: found unchanged when planned, never handed to a worker
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    annotation_errors: int = 0
-    created_at: float = 0.0
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    error: str = ""
+def throughput(processed: int, unchanged: int, started_at: float, finished_at: float) -> float:
+    """Images per second handled by workers since the job started (unchanged images were
+    never handed to one)."""
+    worked = processed - unchanged
+    elapsed = (finished_at or time.time()) - started_at if started_at else 0.0
+    return worked / elapsed if elapsed > 0 and worked > 0 else 0.0
 
-    @property
-    def processed(self) -> int:
-        return self.done + self.failed + self.skipped
 
-    @property
-    def throughput(self) -> float:
-        """Images per second handled by workers since the job started."""
-        end = self.finished_at or time.time()
-        worked = self.processed - self.unchanged
-        elapsed = end - self.started_at if self.started_at else 0.0
-        return worked / elapsed if elapsed > 0 and worked > 0 else 0.0
-
-    @property
-    def eta_seconds(self) -> float:
-        if self.state in FINISHED:
-            return 0.0
-        rate = self.throughput
-        return (self.total - self.processed) / rate if rate > 0 else 0.0
+def _timestamp(seconds: float) -> Timestamp | None:
+    if not seconds:
+        return None
+    stamp = Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp
 
 
 def new_job_id() -> str:
@@ -207,7 +184,7 @@ class JobStore:
         return (dataset.decode() if dataset else ""), (json.loads(trace) if trace else None)
 
     # -- reads -----------------------------------------------------------
-    def get(self, job_id: str, max_failures: int = 1000) -> JobView | None:
+    def get(self, job_id: str, max_failures: int = 1000) -> indexer_pb2.Job | None:
         base, done, skipped, failed, problems = self.record_keys(job_id)
         with self.redis.pipeline() as pipe:
             pipe.hgetall(base)
@@ -224,21 +201,26 @@ class JobStore:
         failures = [(k.decode(), v.decode()) for k, v in failed_items.items()]
         failures += [tuple(json.loads(v)) for v in problem_items.values()]
         unchanged = int(f.get("unchanged", 0))
-        return JobView(
+        total, skipped = int(f.get("total", 0)), n_skipped + unchanged
+        processed = n_done + n_failed + skipped
+        created_at, started_at, finished_at = (float(f.get(k, 0)) for k in ("created_at", "started_at", "finished_at"))
+        rate = throughput(processed, unchanged, started_at, finished_at)
+        return indexer_pb2.Job(
             id=job_id, dataset=f["dataset"], kind=f.get("kind", ""), model_version=f.get("model_version", ""),
-            state=f["state"], total=int(f.get("total", 0)), done=n_done, failed=n_failed,
-            skipped=n_skipped + unchanged, objects=int(f.get("objects", 0)), unchanged=unchanged,
-            failures=sorted(failures)[:max_failures], annotation_errors=n_problems,
-            created_at=float(f.get("created_at", 0)), started_at=float(f.get("started_at", 0)),
-            finished_at=float(f.get("finished_at", 0)), error=f.get("error", ""),
+            state=JOB_STATE_ENUMS[f["state"]], total=total, done=n_done, failed=n_failed, skipped=skipped,
+            objects=int(f.get("objects", 0)), annotation_errors=n_problems, error=f.get("error", ""),
+            failures=[indexer_pb2.JobFailure(key=k, reason=r) for k, r in sorted(failures)[:max_failures]],
+            throughput=rate,
+            eta_seconds=(total - processed) / rate if rate > 0 and f["state"] not in FINISHED else 0.0,
+            created_at=_timestamp(created_at), started_at=_timestamp(started_at), finished_at=_timestamp(finished_at),
         )
 
-    def recent(self, dataset: str = "", limit: int = 50) -> list[JobView]:
+    def recent(self, dataset: str = "", limit: int = 50) -> list[indexer_pb2.Job]:
         index = f"vz:jobs:{dataset}" if dataset else "vz:jobs"
         ids = [i.decode() for i in self.redis.zrevrange(index, 0, max(limit, 1) - 1)]
         return [job for job in (self.get(i, max_failures=100) for i in ids) if job is not None]
 
-    def latest(self, dataset: str) -> JobView | None:
+    def latest(self, dataset: str) -> indexer_pb2.Job | None:
         jobs = self.recent(dataset, limit=1)
         return jobs[0] if jobs else None
 

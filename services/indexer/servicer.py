@@ -6,53 +6,15 @@ import logging
 
 import grpc
 import redis
-from google.protobuf.timestamp_pb2 import Timestamp
 from pymilvus.exceptions import MilvusException
 
 from services.common.genproto.vizsearch.v1 import indexer_pb2, indexer_pb2_grpc
-from services.indexer import jobs as job_states
-from services.indexer.indexer import DatasetView, Indexer, UnknownDataset
-from services.indexer.jobs import JobView
+from services.indexer.indexer import Indexer, UnknownDataset
 from services.indexer.state import Transient
 
 logger = logging.getLogger(__name__)
 
-_STATES = {
-    job_states.QUEUED: indexer_pb2.JOB_STATE_QUEUED,
-    job_states.RUNNING: indexer_pb2.JOB_STATE_RUNNING,
-    job_states.SUCCEEDED: indexer_pb2.JOB_STATE_SUCCEEDED,
-    job_states.COMPLETED_WITH_FAILURES: indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES,
-    job_states.FAILED: indexer_pb2.JOB_STATE_FAILED,
-}
 MAX_JOBS_LISTED = 1000
-
-
-def _timestamp(seconds: float) -> Timestamp | None:
-    if not seconds:
-        return None
-    stamp = Timestamp()
-    stamp.FromNanoseconds(int(seconds * 1e9))
-    return stamp
-
-
-def job_message(job: JobView) -> indexer_pb2.Job:
-    return indexer_pb2.Job(
-        id=job.id, dataset=job.dataset, state=_STATES.get(job.state, indexer_pb2.JOB_STATE_UNSPECIFIED),
-        total=job.total, done=job.done, failed=job.failed, skipped=job.skipped,
-        failures=[indexer_pb2.JobFailure(key=k, reason=r) for k, r in job.failures],
-        throughput=job.throughput, eta_seconds=job.eta_seconds,
-        created_at=_timestamp(job.created_at), started_at=_timestamp(job.started_at),
-        finished_at=_timestamp(job.finished_at), kind=job.kind, model_version=job.model_version,
-        objects=job.objects, annotation_errors=job.annotation_errors, error=job.error,
-    )
-
-
-def dataset_message(view: DatasetView) -> indexer_pb2.Dataset:
-    return indexer_pb2.Dataset(
-        name=view.name, config=indexer_pb2.DatasetConfig(box_margin=view.box_margin),
-        images=view.images, objects=view.objects, failed=view.failed,
-        last_job=job_message(view.last_job) if view.last_job else None,
-    )
 
 
 def _domain_errors(method):
@@ -85,18 +47,18 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
     @_domain_errors
     def CreateDataset(self, request: indexer_pb2.CreateDatasetRequest):
         margin = request.config.box_margin if request.config.HasField("box_margin") else None
-        return dataset_message(self.indexer.create(request.name, margin))
+        return self.indexer.create(request.name, margin)
 
     @_domain_errors
     def GetDataset(self, request: indexer_pb2.GetDatasetRequest):
-        return dataset_message(self.indexer.get(request.name))
+        return self.indexer.get(request.name)
 
     @_domain_errors
     def ListDatasets(self, request: indexer_pb2.ListDatasetsRequest):
         if request.names_only:
             names = self.indexer.catalog.names()
             return indexer_pb2.ListDatasetsResponse(datasets=[indexer_pb2.Dataset(name=n) for n in names])
-        return indexer_pb2.ListDatasetsResponse(datasets=[dataset_message(v) for v in self.indexer.all()])
+        return indexer_pb2.ListDatasetsResponse(datasets=self.indexer.all())
 
     @_domain_errors
     def DeleteDataset(self, request: indexer_pb2.DeleteDatasetRequest):
@@ -104,18 +66,18 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
 
     @_domain_errors
     def ScanDataset(self, request: indexer_pb2.ScanDatasetRequest):
-        return job_message(self.indexer.scan(request.name))
+        return self.indexer.scan(request.name)
 
     @_domain_errors
     def GetJob(self, request: indexer_pb2.GetJobRequest):
         job = self.indexer.job(request.id)
         if job is None:
             raise LookupError(f"no job {request.id!r}")
-        return job_message(job)
+        return job
 
     @_domain_errors
     def ListJobs(self, request: indexer_pb2.ListJobsRequest):
         if request.limit < 0 or request.limit > MAX_JOBS_LISTED:
             raise ValueError(f"limit is {request.limit}: give 1 to {MAX_JOBS_LISTED} (0 for 50)")
         jobs = self.indexer.jobs.recent(request.dataset, limit=request.limit or 50)
-        return indexer_pb2.ListJobsResponse(jobs=[job_message(j) for j in jobs])
+        return indexer_pb2.ListJobsResponse(jobs=jobs)

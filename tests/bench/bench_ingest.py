@@ -30,6 +30,7 @@ from services.common.config import StorageSettings
 from services.common.genproto.vizsearch.v1 import embedder_pb2, embedder_pb2_grpc, indexer_pb2, indexer_pb2_grpc
 from services.common.storage import ObjectStore
 from services.common.vectors import VectorSettings, VectorStore
+from services.common.wire import FINISHED_JOB_STATES
 from services.localstack.config import StackSettings
 from services.localstack.launcher import Stack
 from tests import imagegen
@@ -39,11 +40,10 @@ from tests.checkpoint_cache import vit_b_32_checkpoint
 PORT_SHIFT = 12_000  # beyond the test stacks' ports
 DATASET = "bench"
 ANNOTATED = "bench-annotated"
-FINISHED = {indexer_pb2.JOB_STATE_SUCCEEDED, indexer_pb2.JOB_STATE_COMPLETED_WITH_FAILURES, indexer_pb2.JOB_STATE_FAILED}
 
 
 def wait_for_job(indexer, job_id: str) -> indexer_pb2.Job:
-    while (job := indexer.GetJob(indexer_pb2.GetJobRequest(id=job_id), timeout=30)).state not in FINISHED:
+    while (job := indexer.GetJob(indexer_pb2.GetJobRequest(id=job_id), timeout=30)).state not in FINISHED_JOB_STATES:
         time.sleep(0.2)
     return job
 
