@@ -271,6 +271,8 @@ CONVENTIONS = {
                 "ingress": {"enabled": True, "hosts": ["a.example.com", "b.example.com"], "grpcHosts": [],
                             "tls": [{"secretName": "tls", "hosts": ["a.example.com", "b.example.com"]}]}},
     "triton": {"extraArgs": ["--log-verbose=1"], "probes": {"startup": {"failureThreshold": 120}}},
+    "config": {"vectorIndex": "IVF_SQ8", "ivfNlist": 4096},
+    "query": {"searchNprobe": 64},
 }
 
 
@@ -280,6 +282,10 @@ def test_names_images_placement_probes_and_environment_are_configurable():
     assert set(deployments) == {f"search-{c}" for c in ("gateway", "query", "indexer", "worker", "embedder", "triton")}
     config = kinds(docs, "ConfigMap")["search-config"]["data"]
     assert config["VIZSEARCH_QUERY_URL"] == "search-query:50053"
+    assert (config["VIZSEARCH_VECTOR_INDEX"], config["VIZSEARCH_IVF_NLIST"]) == ("IVF_SQ8", "4096")
+    query_env = {e["name"]: e.get("value") for e in
+                 deployments["search-query"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (query_env["VIZSEARCH_SEARCH_NPROBE"], query_env["VIZSEARCH_SEARCH_EF"]) == ("64", "256")
     gateway = deployments["search-gateway"]["spec"]["template"]
     container = gateway["spec"]["containers"][0]
     assert container["image"] == f"mirror.local:5000/ghcr.io/vizsearch/vizsearch:0.1.0@sha256:{'a' * 64}"

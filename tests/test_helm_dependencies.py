@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(
            "these tests need the archives Chart.lock pins")
 STORAGE_SECRET = "vizsearch-storage"
 CLUSTER = yaml.safe_load((CHART / "values-milvus-cluster.yaml").read_text())
+HUNDRED_MILLION = merge(CLUSTER, yaml.safe_load((CHART / "values-100m.yaml").read_text()))
 MESSAGE_QUEUES = ("pulsar", "kafka", "zookeeper", "bookie")
 
 
@@ -146,8 +147,21 @@ def test_the_default_install_fits_a_trial(chart):
     assert minio["resources"]["requests"]["memory"] == "1Gi"
 
 
+def test_the_hundred_million_values_size_milvus_as_docs_scale_says(chart):
+    docs = render(chart, HUNDRED_MILLION)
+    running = workloads(docs)
+    query_nodes = running["vs-milvus-querynode"]["spec"]
+    assert query_nodes["replicas"] == 6
+    assert query_nodes["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
+    assert running["vs-milvus-indexnode"]["spec"]["replicas"] == 8
+    config = of_kind(docs, "ConfigMap")["vs-vizsearch-config"]["data"]
+    assert (config["VIZSEARCH_VECTOR_INDEX"], config["VIZSEARCH_MILVUS_REPLICAS"]) == ("HNSW_SQ", "2")
+    milvus_config = yaml.safe_load(of_kind(docs, "ConfigMap")["vs-milvus"]["data"]["user.yaml"])
+    assert milvus_config["queryNode"]["mmap"]["vectorField"] is True  # the 8-bit index lacks the float32 vectors
+
+
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
-@pytest.mark.parametrize("values", [{}, CLUSTER], ids=["standalone", "cluster"])
+@pytest.mark.parametrize("values", [{}, CLUSTER, HUNDRED_MILLION], ids=["standalone", "cluster", "100m"])
 def test_every_manifest_is_valid_kubernetes(chart, values, kube_version):
     for doc in render(chart, values):
         if doc["kind"] not in CRDS:

@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,8 +55,17 @@ class VectorSettings(BaseSettings):
     milvus_uri: str = Field("http://127.0.0.1:19530", description="Milvus endpoint (or a milvus-lite file path).")
     milvus_token: str = Field("", description="Milvus token (user:password or an API key); empty without auth.")
     milvus_timeout_s: float = Field(30.0, description="Deadline of one Milvus call.")
-    hnsw_m: int = Field(16, ge=4, le=64, description="HNSW graph degree: recall and memory grow with it.")
-    hnsw_ef_construction: int = Field(200, ge=8, le=512, description="HNSW build-time candidate list.")
+    vector_index: Literal["HNSW", "HNSW_SQ", "IVF_SQ8", "DISKANN"] = Field(
+        "HNSW", description="Index type of new collections: HNSW (in memory, best recall per millisecond), HNSW_SQ "
+                            "(HNSW over 8-bit vectors, about a third of HNSW's memory; Milvus 2.5 or later), IVF_SQ8 "
+                            "(clusters of 8-bit vectors: least memory, slower at high recall), DISKANN (graph and "
+                            "vectors on NVMe, compressed codes in memory). docs/scale.md compares them.")
+    hnsw_m: int = Field(16, ge=4, le=64, description="HNSW and HNSW_SQ graph degree: recall and memory grow with it.")
+    hnsw_ef_construction: int = Field(200, ge=8, le=512, description="HNSW and HNSW_SQ build-time candidate list.")
+    ivf_nlist: int = Field(1024, ge=1, le=65536, description="IVF_SQ8 clusters per segment.")
+    milvus_replicas: int = Field(
+        1, ge=1, le=16, description="In-memory replicas a collection is loaded as: more survive a query node's loss "
+                                    "and serve more searches, each on query nodes of its own (docs/scale.md).")
     collection_prefix: str = Field(
         "vizsearch", description="Collections and aliases are named <prefix>_<level>[_<version>_r<revision>]."
     )
@@ -218,6 +228,31 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", text.split("-", 1)[0])[:3])
 
 
+def index_build_params(settings: VectorSettings) -> dict:
+    """The build parameters of VIZSEARCH_VECTOR_INDEX (DISKANN takes Milvus's own defaults)."""
+    if settings.vector_index in ("HNSW", "HNSW_SQ"):
+        graph = {"M": settings.hnsw_m, "efConstruction": settings.hnsw_ef_construction}
+        return graph | {"sq_type": "SQ8"} if settings.vector_index == "HNSW_SQ" else graph
+    if settings.vector_index == "IVF_SQ8":
+        return {"nlist": settings.ivf_nlist}
+    return {}
+
+
+@dataclass(frozen=True)
+class SearchBreadth:
+    """How widely a search looks, per index type: HNSW's ef and DiskANN's search list are
+    candidate lists (at least the hits wanted), IVF's nprobe the clusters visited."""
+    ef: int = 256
+    nprobe: int = 32
+
+    def params(self, index_type: str, window: int) -> dict:
+        if index_type == "IVF_SQ8":
+            return {"nprobe": self.nprobe}
+        if index_type == "DISKANN":
+            return {"search_list": max(self.ef, window)}
+        return {"ef": max(self.ef, window)}
+
+
 class VectorStore:
     """The two collections of the serving model version, and the aliases over them."""
 
@@ -227,6 +262,9 @@ class VectorStore:
         server = self.client.get_server_version()
         # An unparseable version takes the path that is correct everywhere.
         self.upsert_safe = _version_tuple(server) >= _UPSERT_WITH_PARTITION_KEY_FIXED
+        if settings.vector_index == "HNSW_SQ" and (2, 5) > _version_tuple(server) > ():
+            self.client.close()
+            raise ValueError(f"VIZSEARCH_VECTOR_INDEX=HNSW_SQ needs Milvus 2.5 or later; this one is {server}")
         self._ready: set[str] = set()
         self._lock = threading.Lock()
 
@@ -248,8 +286,9 @@ class VectorStore:
                 name = self.collection(level, model_version)
                 if not self.client.has_collection(name):
                     self._create(name, dimension)
-                    logger.info("created collection %s (%d-d, HNSW M=%d)", name, dimension, self.settings.hnsw_m)
-                self.client.load_collection(name)
+                    logger.info("created collection %s (%d-d, %s %s)", name, dimension, self.settings.vector_index,
+                                index_build_params(self.settings))
+                self.client.load_collection(name, replica_number=self.settings.milvus_replicas)
                 if self.alias_target(level) is None:
                     self.client.create_alias(name, self.alias(level))
             self._ready.add(model_version)
@@ -276,10 +315,8 @@ class VectorStore:
         schema.add_field("labels", DataType.ARRAY, element_type=DataType.VARCHAR, max_capacity=MAX_IMAGE_LABELS,
                          max_length=MAX_LABEL_CHARS * 4)
         index = self.client.prepare_index_params()
-        index.add_index(
-            "vector", index_type="HNSW", metric_type="COSINE",
-            params={"M": self.settings.hnsw_m, "efConstruction": self.settings.hnsw_ef_construction},
-        )
+        index.add_index("vector", index_type=self.settings.vector_index, metric_type="COSINE",
+                        params=index_build_params(self.settings))
         try:
             self.client.create_collection(name, schema=schema, index_params=index)
         except Exception:
@@ -376,9 +413,18 @@ class VectorReader:
         self.settings = settings
         self.client = AsyncMilvusClient(settings.milvus_uri, token=settings.milvus_token,
                                         timeout=settings.milvus_timeout_s)
+        self._index_types: dict[str, str] = {}
 
     def collection(self, level: str, model_version: str) -> str:
         return collection_name(self.settings, level, model_version)
+
+    async def _index_type(self, name: str) -> str:
+        """The collection's own index type (whatever the settings now say for new ones); a
+        collection's index never changes, so it is asked for once."""
+        if name not in self._index_types:
+            info = await self.client.describe_index(name, "vector")
+            self._index_types[name] = info.get("index_type", "HNSW")
+        return self._index_types[name]
 
     async def answers(self, model_version: str, consistency: str) -> None:
         """Raises unless Milvus answers a read of the images collection at this consistency
@@ -390,14 +436,16 @@ class VectorReader:
                 raise
 
     async def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
-                     expression: str = "", output_fields: Sequence[str] = (), ef: int = 64,
+                     expression: str = "", output_fields: Sequence[str] = (), breadth: SearchBreadth = SearchBreadth(),
                      consistency: str = "Bounded") -> list[dict]:
         """Nearest entries by cosine similarity, best first: each hit's fields plus `similarity`
         (the entry's own `score` field is a detector's score)."""
+        name = self.collection(level, model_version)
+        params = breadth.params(await self._index_type(name), limit + offset)
         hits = (await self.client.search(
-            self.collection(level, model_version), data=[list(map(float, vector))], limit=limit, filter=expression,
+            name, data=[list(map(float, vector))], limit=limit, filter=expression,
             output_fields=list(output_fields), consistency_level=consistency,
-            search_params={"metric_type": "COSINE", "params": {"ef": max(ef, limit + offset)}, "offset": offset},
+            search_params={"metric_type": "COSINE", "params": params, "offset": offset},
         ))[0]
         return [{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in hits]
 

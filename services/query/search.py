@@ -26,7 +26,7 @@ import prometheus_client
 
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, query_pb2
 from services.common import vectors as vector_index
-from services.common.vectors import VectorReader, decode_boxes, entry_id, is_missing_collection
+from services.common.vectors import SearchBreadth, VectorReader, decode_boxes, entry_id, is_missing_collection
 from services.common.wire import LEVEL_NAMES, PREDICTION, SOURCE_ENUMS, ModelInfoCache
 from vizsearch.models import RESULT_WINDOW
 from services.query import filters
@@ -56,6 +56,7 @@ class Searcher:
         self.settings = settings
         self.embedder = embedder  # an aio EmbedderStub
         self.vectors = vectors
+        self._breadth = SearchBreadth(settings.search_ef, settings.search_nprobe)
         self._model = ModelInfoCache()
         self._vectors: OrderedDict[tuple, np.ndarray] = OrderedDict()  # the embedding cache
 
@@ -227,7 +228,7 @@ class Searcher:
 
     async def _search_images(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
         hits = await self._milvus(version, "images", vector, top_k, offset, expression, _IMAGE_FIELDS,
-                                  self.settings.search_ef, self.settings.search_consistency)
+                                  self._breadth, self.settings.search_consistency)
         results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["similarity"], width=h["width"],
                                       height=h["height"]) for h in hits]
         unstored = []
@@ -243,7 +244,7 @@ class Searcher:
         window = top_k + offset
         limit = min(RESULT_WINDOW, window * self.settings.objects_overfetch)
         hits = await self._milvus(version, "objects", vector, limit, 0, expression, _OBJECT_FIELDS,
-                                  self.settings.search_ef, self.settings.search_consistency)
+                                  self._breadth, self.settings.search_consistency)
         images: OrderedDict[tuple[str, str], query_pb2.ImageHit] = OrderedDict()
         for hit in hits:  # best first, so an image's first hit is its best
             key = (hit["dataset"], hit["key"])

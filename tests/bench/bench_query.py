@@ -2,17 +2,20 @@
 
 Brings the whole stack up on ports of its own with a CLIP of OpenAI ViT-B/32's
 shape, fills the images collection with VECTORS synthetic unit vectors, clustered
-as CLIP embeddings are (see clustered_vectors), waiting for the HNSW index to cover
-them all, and prints the insert rate, the index build time and the Milvus process's
-memory (RSS) once loaded. Then recall: for 200 held-out queries from the same
-distribution, recall@10 and recall@100 of Milvus's HNSW search against exact search
-(numpy over the same vectors), with its p50 latency, for a range of ef: the curve the
-query service's VIZSEARCH_SEARCH_EF is chosen from. Then p50/p99 latency and QPS of text
+as CLIP embeddings are (see ClusteredVectors), waiting for the index
+(VIZSEARCH_VECTOR_INDEX, HNSW by default) to cover them all, and prints the insert
+rate, the index build time and the Milvus process's memory (RSS) once loaded. Then
+recall: for 200 held-out queries from the same distribution, recall@10 and recall@100
+of Milvus's search against exact search (numpy over the same vectors), with its p50
+latency, for a range of search breadths (ef; nprobe for IVF_SQ8): the curve the query
+service's VIZSEARCH_SEARCH_EF is chosen from. Then p50/p99 latency and QPS of text
 and image queries through both doors of the gateway (HTTP and gRPC) at 1, 8 and 32
 concurrent clients, next to the same embedding then the same Milvus search (with the
 query service's ef) called directly; and the gateway's cost: at one client its p50 less
 that of embedding then search (target: at most 2 ms), at 8 and 32 its QPS against
-theirs (target: at least 0.95).
+theirs (target: at least 0.95); and the CPU milliseconds each process (gateway, query,
+embedder, Triton, Milvus, and everything together) spends per request at 32 clients:
+on a 2-CPU machine, what the throughput is divided by.
 
 At one client the calls are made in turn, round after round (embedding, search, the
 two chained, the query over HTTP, over gRPC, and over HTTP again through httpx, as
@@ -34,6 +37,7 @@ measured is a query embedded anew.
 
 import argparse
 import base64
+import os
 import http.client
 import itertools
 import json
@@ -54,7 +58,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.genproto.vizsearch.v1 import (common_pb2, embedder_pb2, embedder_pb2_grpc, gateway_pb2_grpc,
                                                    query_pb2)
-from services.common.vectors import Entry, VectorSettings, VectorStore
+from services.common.vectors import Entry, SearchBreadth, VectorSettings, VectorStore, index_build_params
 from services.indexer.catalog import Catalog
 from services.localstack.config import StackSettings
 from services.query.config import QuerySettings
@@ -205,43 +209,75 @@ def exact_neighbours(stored: np.ndarray, queries: np.ndarray, k: int, chunk: int
     return best
 
 
+def breadths(index_type: str) -> tuple[str, list[SearchBreadth]]:
+    """The search-breadth parameter of the index type and the values its curve is drawn at."""
+    if index_type == "IVF_SQ8":
+        return "nprobe", [SearchBreadth(nprobe=n) for n in (4, 8, 16, 32, 64, 128)]
+    return ("search_list" if index_type == "DISKANN" else "ef"), [SearchBreadth(ef=e) for e in (16, 32, 64, 128, 256, 512)]
+
+
 def recall_curve(vectors: VectorStore, version: str, stored: np.ndarray, source: ClusteredVectors,
-                 efs=(16, 32, 64, 128, 256, 512), queries: int = 200) -> list[tuple[int, float, float, float]]:
-    """(ef, recall@10, recall@100, p50 ms at top 10) of Milvus's search against exact search."""
+                 queries: int = 200) -> list[tuple[int, float, float, float]]:
+    """(breadth, recall@10, recall@100, p50 ms at top 10) of Milvus's search against exact search."""
     asked = source.sample(queries)
     truth = exact_neighbours(stored, asked, 100)
     name = vectors.collection("images", version)
+    index_type = vectors.settings.vector_index
     curve = []
-    for ef in efs:
+    for breadth in breadths(index_type)[1]:
         found, latencies = {10: [], 100: []}, []
         for k in (10, 100):
             for i, query in enumerate(asked):
                 started = time.perf_counter()
                 hits = vectors.client.search(name, data=[query.tolist()], limit=k, output_fields=["key"],
-                                             search_params={"metric_type": "COSINE", "params": {"ef": max(ef, k)}},
+                                             search_params={"metric_type": "COSINE",
+                                                            "params": breadth.params(index_type, k)},
                                              consistency_level="Bounded")[0]
                 if k == 10:
                     latencies.append((time.perf_counter() - started) * 1000)
                 keys = {int(hit["entity"]["key"].split(".")[0]) for hit in hits}
                 found[k].append(len(keys & set(truth[i, :k].tolist())) / k)
-        curve.append((ef, float(np.mean(found[10])), float(np.mean(found[100])), statistics.median(latencies)))
+        value = breadth.nprobe if index_type == "IVF_SQ8" else breadth.ef
+        curve.append((value, float(np.mean(found[10])), float(np.mean(found[100])), statistics.median(latencies)))
     return curve
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants (the embedded Milvus runs its
-    server as a child of the launcher's wrapper)."""
-    total, pending = 0, [pid]
+def process_tree(pid: int) -> list[int]:
+    """The process and all its descendants (the embedded Milvus runs its server as a child
+    of the launcher's wrapper)."""
+    found, pending = [], [pid]
     while pending:
         current = pending.pop()
         try:
-            status = Path(f"/proc/{current}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
             for task in Path(f"/proc/{current}/task").iterdir():
                 pending.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, StopIteration, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found.append(current)
+    return found
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for member in process_tree(pid):
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+            total += int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) * 1024
+        except (FileNotFoundError, StopIteration):
             continue
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process tree so far."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        except (FileNotFoundError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wait_for_index(vectors: VectorStore, name: str, count: int) -> None:
@@ -289,14 +325,15 @@ def run(args, settings: StackSettings, stack: Stack) -> None:
     cosines = sample @ sample.T
     print(f"index: {args.vectors} vectors of {model.dimension} dimensions (clustered: mean cosine between two "
           f"{cosines[np.triu_indices(len(sample), 1)].mean():.2f}, to the nearest of 2,000 "
-          f"{np.sort(cosines, axis=1)[:, -2].mean():.2f}), HNSW M={vectors.settings.hnsw_m} "
-          f"efConstruction={vectors.settings.hnsw_ef_construction}")
+          f"{np.sort(cosines, axis=1)[:, -2].mean():.2f}), {vectors.settings.vector_index} "
+          f"{index_build_params(vectors.settings)}")
     print(f"insert: {args.vectors / insert_s:,.0f} vectors/s ({insert_s:.0f} s); index build and compaction: "
           f"{index_s:.0f} s; Milvus RSS {rss_empty / 2**30:.2f} GiB empty, {rss_loaded / 2**30:.2f} GiB loaded "
           f"(vectors alone: {stored.nbytes / 2**30:.2f} GiB)")
-    print(f"\n{'ef':>5} {'recall@10':>10} {'recall@100':>11} {'p50 ms (top 10, direct)':>24}")
-    for ef, at_10, at_100, p50 in recall_curve(vectors, model.version, stored, source):
-        print(f"{ef:5d} {at_10:10.3f} {at_100:11.3f} {p50:24.1f}")
+    print(f"\n{breadths(vectors.settings.vector_index)[0]:>11} {'recall@10':>10} {'recall@100':>11} "
+          f"{'p50 ms (top 10, direct)':>24}")
+    for breadth, at_10, at_100, p50 in recall_curve(vectors, model.version, stored, source):
+        print(f"{breadth:11d} {at_10:10.3f} {at_100:11.3f} {p50:24.1f}")
     del stored
 
     text = "taxis waiting at a crosswalk at night"
@@ -322,14 +359,18 @@ def run(args, settings: StackSettings, stack: Stack) -> None:
             images=[common_pb2.ImageInput(data=numbered_jpeg())], fail_on_item_error=True), timeout=60) \
             .results[0].vector.values
 
-    search_ef = QuerySettings().search_ef  # what the query service searches with
+    query_settings = QuerySettings()  # what the query service searches with
+    served_breadth = SearchBreadth(query_settings.search_ef, query_settings.search_nprobe)
 
     def search(vector):
         return vectors.client.search(
             vectors.collection("images", model.version), data=[[float(v) for v in vector]], limit=TOP_K,
             output_fields=["dataset", "key", "width", "height"], consistency_level="Bounded",
-            search_params={"metric_type": "COSINE", "params": {"ef": max(search_ef, TOP_K)}})
+            search_params={"metric_type": "COSINE",
+                           "params": served_breadth.params(vectors.settings.vector_index, TOP_K)})
 
+    processes = {name: stack.pid(name) for name in ("gateway", "query", "embedder", "triton", "milvus")}
+    processes["everything"] = os.getpid()  # the stack runs as this benchmark's children
     http = HttpClients(settings.gateway_http_port)
     httpx_client = httpx.Client(base_url=f"http://127.0.0.1:{settings.gateway_http_port}", timeout=120)
     gateway_channel = grpc.insecure_channel(f"127.0.0.1:{settings.gateway_grpc_port}")
@@ -381,11 +422,13 @@ def run(args, settings: StackSettings, stack: Stack) -> None:
         }, args.rounds)
         for name, (p50, p99, qps) in one_client.items():
             print(f"{name:40} {1:7d} {p50:8.1f} {p99:8.1f} {qps:8.1f}")
-        many_clients = {}
+        many_clients, cpu = {}, {}
         for clients in CLIENTS[1:]:
-            many_clients[clients, "direct"] = timed(lambda: search(embed()), args.requests, clients)
-            for door, call in doors.items():
+            for door, call in {"direct": lambda: search(embed()), **doors}.items():
+                before = {name: cpu_seconds(pid) for name, pid in processes.items()}
                 many_clients[clients, door] = timed(call, args.requests, clients)
+                cpu[clients, door] = {name: (cpu_seconds(pid) - before[name]) * 1000 / (args.requests + 1)
+                                      for name, pid in processes.items()}
         for (clients, door), (p50, p99, qps) in many_clients.items():
             name = f"{kind} embedding, then search (direct)" if door == "direct" else f"{kind} query (gateway {door})"
             print(f"{name:40} {clients:7d} {p50:8.1f} {p99:8.1f} {qps:8.1f}")
@@ -398,6 +441,13 @@ def run(args, settings: StackSettings, stack: Stack) -> None:
                 ratio = many_clients[clients, door][2] / many_clients[clients, "direct"][2]
                 overheads.append(f"gateway throughput, {kind} query over {door}, {clients} clients: {ratio:.2f} "
                                  f"of embedding then search called directly (target >= 0.95)")
+        # Where the CPU goes, per request: on two CPUs, the gateway's and the query service's
+        # milliseconds are taken from Triton, which bounds the throughput.
+        for door in ("direct", *doors):
+            spent = cpu[CLIENTS[-1], door]
+            overheads.append(f"CPU ms per {kind} query at {CLIENTS[-1]} clients, {door}: " + ", ".join(
+                f"{name} {ms:.1f}" for name, ms in spent.items() if name != "everything")
+                + f"; everything (the stack and this benchmark) {spent['everything']:.1f}")
     health = health_pb2_grpc.HealthStub(channel)
     for idle_s in (0, 0.03):  # 30 ms: about how long the services wait while a text is embedded
         print(f"a gRPC round trip to the embedder (health check) after {idle_s * 1000:.0f} ms idle: "
