@@ -86,6 +86,11 @@ def test_every_command_speaks_json_and_takes_global_options_after_it(stack, tmp_
     with pytest.raises(SystemExit):
         cli.main([*search, "--width", "wide"])
     assert "is not MIN:MAX in pixels" in capsys.readouterr().err
+    exported = tmp_path / "results.json"
+    assert cli.main([*search[:-5], "--export", "coco", "-o", str(exported), "--url", url, "--api-key", key]) == 0
+    assert sorted(i["file_name"] for i in json.loads(exported.read_text())["images"]) == ["0.jpg", "1.jpg"]
+    assert cli.main([*search[:-5], "--export", "csv", "--url", url, "--api-key", key]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("rank,dataset,key,score")
     out = tmp_path / "copy.jpg"
     assert cli.main(["download", "verbs", "1.jpg", "-o", str(out), "--url", url, "--api-key", key]) == 0
     assert out.read_bytes() == (folder / "1.jpg").read_bytes()

@@ -124,6 +124,29 @@ def test_object_queries_search_boxes_and_group_them_by_image(api, images):
     assert upload.status_code == 200 and upload.json()["results"][0]["key"] == "a.jpg"
 
 
+def test_results_export_as_json_lines_csv_and_coco(api, images):
+    body = {"query": {"text": "a bus on a street"}, "datasets": [DATASET], "top_k": len(KEYS)}
+    shown = search(api, body)["results"]
+    files = {}
+    for format, media in (("jsonl", "application/x-ndjson"), ("csv", "text/csv"), ("coco", "application/json")):
+        reply = api.post("/v1/search/export", json={**body, "format": format}, headers=key_of("reader"))
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["content-type"].startswith(media)
+        assert "attachment" in reply.headers["content-disposition"]
+        files[format] = reply.content
+    assert [json.loads(line)["key"] for line in files["jsonl"].splitlines()] == [r["key"] for r in shown]
+    assert sum(1 for _ in files["csv"].splitlines()) == 1 + sum(max(1, len(r["objects"])) for r in shown)
+    coco = json.loads(files["coco"])
+    assert [i["file_name"] for i in coco["images"]] == [r["key"] for r in shown]
+    a = next(i["id"] for i in coco["images"] if i["file_name"] == "a.jpg")
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert sorted((names[x["category_id"]], x["bbox"]) for x in coco["annotations"] if x["image_id"] == a) == sorted(
+        (label, bbox) for label, bbox, _ in BOXES["a.jpg"]), "the dataset's own COCO boxes come back"
+    refused = api.post("/v1/search/export", json={**body, "format": "xml"}, headers=key_of("reader"))
+    assert refused.status_code == 422 and "format" in refused.text
+    assert api.post("/v1/search/export", json={**body, "format": "csv"}).status_code == 401
+
+
 def test_boxes_too_many_to_store_on_an_image_entry_are_looked_up(stack, api, images):
     """An image entry stores its boxes unless they overflow one VARCHAR; then search looks
     them up in the objects collection (written here directly: 800+ real boxes would be slow)."""

@@ -310,6 +310,22 @@ def test_image_filters_keep_images_with_every_label_and_none_of_others(page, dat
     assert page.input_value("#filter-all-labels") == "taxi, dog" and page.input_value("#filter-exclude-labels") == "bus"
 
 
+def test_the_results_shown_export_as_a_coco_file(page, dataset):
+    with_key(page).goto(search_url([{"text": "a bus on a road"}], level="images"))
+    wait_for_results(page, 20)
+    assert page.is_visible("#export")
+    with page.expect_download() as download:
+        page.select_option("#export", "coco")
+    assert download.value.suggested_filename == "vizsearch-results.json"
+    coco = json.loads(Path(download.value.path()).read_text())
+    keys = page.eval_on_selector_all("#grid .card", "cards => cards.map(c => c.dataset.key)")
+    exported = [i["file_name"] for i in coco["images"]]
+    assert len(exported) >= 20 and exported == keys[:len(exported)], "the cards shown, in their order"
+    labelled = {c["id"] for c in coco["categories"]}
+    assert coco["annotations"] and all(a["category_id"] in labelled for a in coco["annotations"])
+    assert page.input_value("#export") == "", "ready for another export"
+
+
 def test_an_api_error_is_shown_as_its_detail(page):
     with_key(page).goto(search_url([{"text": "a bus"}], level="images", labels="bus"))
     expect(page.locator("#error")).to_be_visible()

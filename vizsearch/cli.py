@@ -135,6 +135,16 @@ def cmd_search(args, client) -> int:
                "max_height": height[1], "top_k": args.top_k, "offset": args.offset, "min_score": args.min_score}
     reply = client.search_text(args.text, **options) if args.text is not None else \
         client.search_image(args.image, box=args.box, **options)
+    if args.export:
+        from vizsearch.export import export
+
+        data = export(reply.results, args.export)
+        if args.output:
+            Path(args.output).write_bytes(data)
+            print(f"{len(reply.results)} results written to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.buffer.write(data)
+        return 0
     if args.json:
         emit(args, reply)
         return 0
@@ -336,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-k", type=int, default=10, help="results per page")
     search.add_argument("--offset", type=int, default=0, help="results to skip (paging)")
     search.add_argument("--min-score", type=float, help="drop results below this cosine similarity")
+    search.add_argument("--export", choices=["jsonl", "csv", "coco"],
+                        help="write the results as JSON lines, CSV (a row per box) or COCO (images and boxes)")
+    search.add_argument("-o", "--output", help="with --export: the file to write (default: standard output)")
     ingest = command("ingest", "upload a folder as a dataset (only what changed) and follow its indexing")
     ingest.add_argument("folder")
     ingest.add_argument("--dataset", required=True, help="dataset name: the folder lands under <dataset>/")

@@ -80,6 +80,11 @@ class SearchBody(BaseModel):
     min_score: float | None = Field(None, ge=-1, le=1)
 
 
+class ExportBody(SearchBody):
+    format: Literal["jsonl", "csv", "coco"] = Field(
+        "jsonl", description="jsonl: a result per line; csv: a row per box; coco: the images and their boxes as COCO")
+
+
 class EmbeddingsBody(BaseModel):
     texts: list[Text] | None = None
     images: list[ImageSpec] | None = None

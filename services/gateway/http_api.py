@@ -29,9 +29,10 @@ from services.common.wire import JOB_STATE_NAMES, LEVEL_ENUMS, SOURCE_ENUMS, SOU
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
-from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, Failure,
-                              FilesCheck, FilesCheckBody, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
-                              Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
+from vizsearch.export import FORMATS, export
+from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, ExportBody,
+                              Failure, FilesCheck, FilesCheckBody, ImageSpec, Job, JobList, ModelInfo, ObjectResult,
+                              Problem, Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
                               ThumbnailsBody, UploadedFile)
 from vizsearch.names import check_text
 
@@ -247,6 +248,18 @@ def create_app(gateway: Gateway) -> FastAPI:
         request_message = search_request(query_term(body.query), **body.model_dump(exclude={"query"}))
         reply = await gateway.search(principal, request_message)
         return search_response(reply, str(request.base_url))
+
+    @api.post("/v1/search/export", response_class=Response,
+              responses={200: {"description": "the results as a file",
+                               "content": {media: {} for media, _ in FORMATS.values()}}})
+    async def search_export(body: ExportBody, request: Request, principal: Caller):
+        """The same search, its results as a file to download (top_k and offset page through more)."""
+        request_message = search_request(query_term(body.query), **body.model_dump(exclude={"query", "format"}))
+        reply = await gateway.search(principal, request_message)
+        media_type, extension = FORMATS[body.format]
+        return Response(export(search_response(reply, str(request.base_url)).results, body.format),
+                        media_type=media_type,
+                        headers={"Content-Disposition": f'attachment; filename="vizsearch-results.{extension}"'})
 
     @api.post("/v1/search/upload", response_model=SearchResponse)
     async def search_upload(

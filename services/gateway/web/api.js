@@ -46,7 +46,7 @@ async function failure(response) {
   return error;
 }
 
-export async function call(method, path, body, { signal } = {}) {
+async function send(method, path, body, signal) {
   const init = { method, headers: headers(), signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -54,10 +54,16 @@ export async function call(method, path, body, { signal } = {}) {
   }
   const response = await fetch(path, init);
   if (!response.ok) throw await failure(response);
-  return response.json();
+  return response;
+}
+
+export async function call(method, path, body, { signal } = {}) {
+  return (await send(method, path, body, signal)).json();
 }
 
 export const search = (body, options) => call("POST", "/v1/search", body, options);
+/** The search's results as a file (body: a search with `format`: jsonl, csv or coco). */
+export const exportResults = async (body) => (await send("POST", "/v1/search/export", body)).blob();
 export const datasets = () => call("GET", "/v1/datasets");
 export const jobs = (dataset, limit = 10) => call("GET", `/v1/jobs?dataset=${encodeURIComponent(dataset)}&limit=${limit}`);
 export const scan = (dataset) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/scan`);

@@ -40,21 +40,21 @@ export function mount(main, app) {
   const levelSelect = h("select", { id: "filter-level", onchange: () => changeFilters() },
     h("option", { value: "" }, "Automatic"), h("option", { value: "images" }, "Images"),
     h("option", { value: "objects" }, "Objects"));
-  const labelsInput = h("input", { id: "filter-labels", list: "labels-seen", placeholder: "bus, taxi",
-                                   onchange: () => changeFilters() });
+  // A typed filter applies when it changes and on Enter: with a list of suggestions open,
+  // Chromium's Enter picks one and the change event waits for the field to lose focus.
+  const filterInput = (attributes) => h("input", {
+    ...attributes, onchange: () => changeFilters(), onkeydown: (e) => e.key === "Enter" && changeFilters() });
+  const labelsInput = filterInput({ id: "filter-labels", list: "labels-seen", placeholder: "bus, taxi" });
   const labelList = h("datalist", { id: "labels-seen" });
   const sourceBoxes = ["ground_truth", "prediction"].map((source) =>
     h("label", {}, h("input", { type: "checkbox", value: source, class: "filter-source",
                                 onchange: () => changeFilters() }), source.replace("_", " ")));
-  const areaInput = h("input", { type: "number", min: 0, step: 100, id: "filter-area", placeholder: "px²",
-                                 onchange: () => changeFilters() });
-  const scoreInput = h("input", { type: "number", min: -1, max: 1, step: 0.01, id: "filter-score",
-                                  placeholder: "-1 to 1", onchange: () => changeFilters() });
-  const allLabelsInput = h("input", { id: "filter-all-labels", list: "labels-seen", placeholder: "car, dog",
-                                      onchange: () => changeFilters() });
-  const excludeInput = h("input", { id: "filter-exclude-labels", list: "labels-seen", placeholder: "bus",
-                                    onchange: () => changeFilters() });
-  const prefixInput = h("input", { id: "filter-key-prefix", placeholder: "cam/front/", onchange: () => changeFilters() });
+  const areaInput = filterInput({ type: "number", min: 0, step: 100, id: "filter-area", placeholder: "px²" });
+  const scoreInput = filterInput({ type: "number", min: -1, max: 1, step: 0.01, id: "filter-score",
+                                   placeholder: "-1 to 1" });
+  const allLabelsInput = filterInput({ id: "filter-all-labels", list: "labels-seen", placeholder: "car, dog" });
+  const excludeInput = filterInput({ id: "filter-exclude-labels", list: "labels-seen", placeholder: "bus" });
+  const prefixInput = filterInput({ id: "filter-key-prefix", placeholder: "cam/front/" });
   const filters = h("aside", { class: "filters", id: "filters" },
     h("h2", {}, "Filters"), datasetBox,
     h("label", {}, "Level", levelSelect),
@@ -70,9 +70,15 @@ export function mount(main, app) {
 
   // -- the results --------------------------------------------------------------
   const status = h("p", { class: "status", id: "status", "aria-live": "polite" });
+  const exportSelect = h("select", { id: "export", hidden: true, "aria-label": "export the results shown",
+                                     title: "download the results shown, with their boxes",
+                                     onchange: () => exportShown(exportSelect.value) },
+    h("option", { value: "" }, "Export…"), h("option", { value: "jsonl" }, "JSON lines"),
+    h("option", { value: "csv" }, "CSV"), h("option", { value: "coco" }, "COCO"));
   const grid = h("div", { class: "grid", id: "grid" });
   const sentinel = h("div", { class: "sentinel" });
-  const results = h("section", { class: "results" }, status, grid, sentinel);
+  const results = h("section", { class: "results" }, h("div", { class: "result-bar" }, status, exportSelect), grid,
+    sentinel);
   replace(main, h("div", { class: "search-page" }, form, h("div", { class: "layout" }, filters, results)));
 
   const observer = new IntersectionObserver((entries) => {
@@ -193,6 +199,7 @@ export function mount(main, app) {
   }
 
   function changeFilters() {
+    const before = toUrl(state);
     state.datasets = [...datasetBox.querySelectorAll("input:checked")].map((i) => i.value);
     state.level = levelSelect.value;
     state.labels = commaList(labelsInput.value);
@@ -202,6 +209,7 @@ export function mount(main, app) {
     state.sources = sourceBoxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value);
     state.minBoxArea = areaInput.value === "" ? null : Number(areaInput.value);
     state.minScore = scoreInput.value === "" ? null : Number(scoreInput.value);
+    if (toUrl(state) === before && grid.children.length) return; // Enter, then the change event: once is enough
     if (state.terms.some(usable)) run();
     else history.replaceState(null, "", toUrl(state));
   }
@@ -214,6 +222,7 @@ export function mount(main, app) {
     more = false;
     generation += 1;
     replace(grid);
+    exportSelect.hidden = true;
     if (!state.terms.some(usable)) {
       status.textContent = "";
       return;
@@ -245,6 +254,7 @@ export function mount(main, app) {
       status.textContent = `${shown}${more ? "+" : ""} result${shown === 1 ? "" : "s"} · ${level(state)} · ` +
         `search ${reply.took_ms.toFixed(0)} ms, round trip ${(performance.now() - started).toFixed(0)} ms`;
       grid.dataset.generation = String(mine);
+      exportSelect.hidden = !shown;
       refreshLabels();
     } catch (error) {
       if (mine === generation) {
@@ -253,6 +263,23 @@ export function mount(main, app) {
       }
     } finally {
       if (mine === generation) loading = false;
+    }
+  }
+
+  /** Downloads the results shown (up to the API's 1,000) in a format the API exports. */
+  async function exportShown(format) {
+    exportSelect.value = "";
+    if (!format) return;
+    try {
+      const body = { ...toRequest(state, 0), top_k: Math.min(Math.max(grid.children.length, 1), 1000), format };
+      const link = h("a", { href: URL.createObjectURL(await api.exportResults(body)),
+                            download: `vizsearch-results.${format === "coco" ? "json" : format}` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    } catch (error) {
+      app.showError(error);
     }
   }
 
