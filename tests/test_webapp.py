@@ -288,6 +288,21 @@ def image_labels(drop: Drop) -> dict[str, set[str]]:
     return labels
 
 
+def test_a_filter_changed_before_the_dataset_list_arrives_keeps_the_urls_datasets(page):
+    # Listing datasets counts each one's entries in Milvus: on a busy stack it can take
+    # seconds, and a filter changed meanwhile must not drop the datasets the URL named.
+    held = []
+    page.route("**/v1/datasets", lambda route: held.append(route))  # never answered
+    with_key(page).goto(search_url([{"text": "a vehicle on a road"}]))
+    wait_for_results(page, 10)
+    page.fill("#filter-labels", "bus")
+    page.press("#filter-labels", "Enter")
+    page.wait_for_function("() => location.search.includes('labels=bus')")
+    assert f"datasets={DATASET}" in page.url
+    assert {k.split("/")[0] for k in wait_for_results(page)} == {"images"}, "still this dataset's images"
+    assert held, "the dataset list was asked for"
+
+
 def test_image_filters_keep_images_with_every_label_and_none_of_others(page, dataset):
     labels = image_labels(dataset)
     both = sorted({k for k, found in labels.items() if {"taxi", "dog"} <= found})

@@ -173,9 +173,11 @@ export function mount(main, app) {
   }
 
   // -- filters ------------------------------------------------------------------
+  let datasetsShown = false; // until the list arrives, the URL's datasets stand
   async function loadDatasets() {
     try {
       const { datasets } = await api.datasets();
+      datasetsShown = true;
       replace(datasetBox, h("legend", {}, "Datasets"), datasets.length ? datasets.map((d) =>
         h("label", {}, h("input", { type: "checkbox", class: "filter-dataset", value: d.name,
                                     checked: state.datasets.includes(d.name), onchange: () => changeFilters() }),
@@ -200,7 +202,7 @@ export function mount(main, app) {
 
   function changeFilters() {
     const before = toUrl(state);
-    state.datasets = [...datasetBox.querySelectorAll("input:checked")].map((i) => i.value);
+    if (datasetsShown) state.datasets = [...datasetBox.querySelectorAll("input:checked")].map((i) => i.value);
     state.level = levelSelect.value;
     state.labels = commaList(labelsInput.value);
     state.allLabels = commaList(allLabelsInput.value);
