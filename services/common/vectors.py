@@ -242,8 +242,8 @@ def index_build_params(settings: VectorSettings) -> dict:
 class SearchBreadth:
     """How widely a search looks, per index type: HNSW's ef and DiskANN's search list are
     candidate lists (at least the hits wanted), IVF's nprobe the clusters visited."""
-    ef: int = 256
-    nprobe: int = 32
+    ef: int
+    nprobe: int
 
     def params(self, index_type: str, window: int) -> dict:
         if index_type == "IVF_SQ8":
@@ -436,7 +436,7 @@ class VectorReader:
                 raise
 
     async def search(self, model_version: str, level: str, vector: Sequence[float], limit: int, offset: int = 0,
-                     expression: str = "", output_fields: Sequence[str] = (), breadth: SearchBreadth = SearchBreadth(),
+                     expression: str = "", output_fields: Sequence[str] = (), *, breadth: SearchBreadth,
                      consistency: str = "Bounded") -> list[dict]:
         """Nearest entries by cosine similarity, best first: each hit's fields plus `similarity`
         (the entry's own `score` field is a detector's score)."""

@@ -228,7 +228,7 @@ class Searcher:
 
     async def _search_images(self, version, vector, expression, top_k, offset) -> list[query_pb2.ImageHit]:
         hits = await self._milvus(version, "images", vector, top_k, offset, expression, _IMAGE_FIELDS,
-                                  self._breadth, self.settings.search_consistency)
+                                  breadth=self._breadth, consistency=self.settings.search_consistency)
         results = [query_pb2.ImageHit(dataset=h["dataset"], key=h["key"], score=h["similarity"], width=h["width"],
                                       height=h["height"]) for h in hits]
         unstored = []
@@ -244,7 +244,7 @@ class Searcher:
         window = top_k + offset
         limit = min(RESULT_WINDOW, window * self.settings.objects_overfetch)
         hits = await self._milvus(version, "objects", vector, limit, 0, expression, _OBJECT_FIELDS,
-                                  self._breadth, self.settings.search_consistency)
+                                  breadth=self._breadth, consistency=self.settings.search_consistency)
         images: OrderedDict[tuple[str, str], query_pb2.ImageHit] = OrderedDict()
         for hit in hits:  # best first, so an image's first hit is its best
             key = (hit["dataset"], hit["key"])

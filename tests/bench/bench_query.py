@@ -212,8 +212,9 @@ def exact_neighbours(stored: np.ndarray, queries: np.ndarray, k: int, chunk: int
 def breadths(index_type: str) -> tuple[str, list[SearchBreadth]]:
     """The search-breadth parameter of the index type and the values its curve is drawn at."""
     if index_type == "IVF_SQ8":
-        return "nprobe", [SearchBreadth(nprobe=n) for n in (4, 8, 16, 32, 64, 128)]
-    return ("search_list" if index_type == "DISKANN" else "ef"), [SearchBreadth(ef=e) for e in (16, 32, 64, 128, 256, 512)]
+        return "nprobe", [SearchBreadth(ef=0, nprobe=n) for n in (4, 8, 16, 32, 64, 128)]
+    return ("search_list" if index_type == "DISKANN" else "ef"), [SearchBreadth(ef=e, nprobe=0)
+                                                                  for e in (16, 32, 64, 128, 256, 512)]
 
 
 def recall_curve(vectors: VectorStore, version: str, stored: np.ndarray, source: ClusteredVectors,
