@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates chaos images clean
 
 setup: $(STAMP)
 
@@ -73,6 +73,11 @@ bench-ui: setup
 IMAGES ?= 300
 chaos: setup
 	$(PYTHON) -m tests.bench.chaos --images $(IMAGES)
+
+# Duplicate detection: the threshold's precision and recall (docs/duplicates.md).
+ORIGINALS ?= 100
+bench-duplicates: setup
+	$(PYTHON) -m tests.bench.bench_duplicates --originals $(ORIGINALS) $(if $(SCALE),--scale $(SCALE))
 
 VECTORS ?= 100000
 bench-query: setup

@@ -394,3 +394,34 @@ def test_with_keys_on_the_page_asks_for_one_and_a_scoped_key_sees_only_its_datas
     datasets = page.eval_on_selector_all("#filter-datasets input", "is => is.map(i => i.value)")
     assert DATASET not in datasets
     screenshot(page, "13-scoped-key")
+
+
+def test_the_duplicates_page_runs_a_job_and_shows_a_leak_side_by_side(page, stack, dataset):
+    copied = "images/00003.jpg"
+    with Client(gateway(stack), ADMIN_KEY) as client:
+        client.upload(dataset.folder / "images", "webapp-copies", include=lambda key: key == Path(copied).name)
+        job = client.scan("webapp-copies")
+        while (job := client.job(job.id)).state in ("queued", "running"):
+            time.sleep(0.3)
+        assert (job.state, job.done) == ("succeeded", 1), job
+    with_key(page).goto("/?view=datasets")
+    page.locator(f".dataset[data-name='{DATASET}'] a:text('Duplicates')").click()
+    expect(page.locator("#nav-duplicates")).to_have_attribute("aria-current", "")
+    expect(page.locator("#dup-dataset")).to_have_value(DATASET)
+    page.wait_for_selector("#dup-against label[data-name='webapp-copies']")
+    assert page.locator(f"#dup-against label[data-name='{DATASET}']").is_hidden(), "not against itself"
+    page.check("#dup-against input[value='webapp-copies']")
+    page.fill("#dup-threshold", "0.995")
+    page.click("#dup-start")
+    expect(page.locator("#dup-status")).to_contain_text("groups", timeout=120_000)
+    group = page.locator(".dup-group").filter(has=page.locator("[data-dataset='webapp-copies']"))
+    expect(group.locator(".similarity")).to_have_text("same file")
+    assert group.locator(".dup-image").evaluate_all("fs => fs.map(f => f.dataset.dataset + '/' + f.dataset.key)") == [
+        f"{DATASET}/{copied}", f"webapp-copies/{Path(copied).name}"]
+    expect(page.locator("#dup-status")).to_contain_text("against webapp-copies")
+    page.wait_for_function("() => [...document.querySelectorAll('.dup-image img')].every(i => i.complete && i.naturalWidth)")
+    screenshot(page, "15-duplicates")
+    group.locator(".dup-image a").first.click()
+    wait_for_results(page)
+    assert json.loads(page.evaluate("new URLSearchParams(location.search).get('q')")) == [
+        {"image": {"dataset": DATASET, "key": copied}, "weight": 1}]

@@ -5,6 +5,7 @@
     vizsearch search --image photo.jpg [--box x1,y1,x2,y2]
     vizsearch ingest FOLDER --dataset NAME    upload a folder (only what changed) and follow its indexing
     vizsearch datasets | jobs [--dataset D] | job ID | scan NAME | delete NAME
+    vizsearch duplicates NAME [--against OTHER] [--threshold 0.95]   find duplicate images, show the groups
     vizsearch download DATASET KEY [-o FILE] | open DATASET KEY
     vizsearch completion bash|zsh             shell completion (source its output)
 
@@ -65,11 +66,11 @@ def upload(client, folder: Path, dataset: str, threads: int,
         return client.upload(folder, dataset, threads, include, progress=bar.update)
 
 
-def follow(client, job_id: str, poll_s: float = 0.5):
+def follow(client, job_id: str, poll_s: float = 0.5, unit: str = "img", desc: str = "index"):
     """Shows the job's progress until it ends."""
     from tqdm import tqdm
 
-    bar = tqdm(unit="img", desc="index")
+    bar = tqdm(unit=unit, desc=desc)
     try:
         while True:
             job = client.job(job_id)
@@ -231,6 +232,38 @@ def cmd_scan(args, client) -> int:
     return exit_status(job) if args.wait else 0
 
 
+def cmd_duplicates(args, client) -> int:
+    """Starts a duplicates job and shows its groups when it ends (--show: the latest job's, now)."""
+    if args.show:
+        found = client.duplicates(args.dataset, args.job or "", args.limit, args.offset)
+    else:
+        job = follow(client, client.find_duplicates(args.dataset, args.against or [], args.threshold).id,
+                     unit="img", desc="compare")
+        found = client.duplicates(args.dataset, job.id, args.limit, args.offset)
+    if args.json:
+        emit(args, found)
+        return exit_status(found.job) if found.job.state in FINISHED else 0
+    job = found.job
+    if job.state not in FINISHED:
+        handled = job.done + job.skipped + job.failed
+        print(f"job {job.id}: {job.state}, {handled}/{job.total} images compared: vizsearch job {job.id} --wait")
+        return 0
+    if job.state == "failed":
+        return report(job)
+    threshold = job.duplicates.threshold if job.duplicates else 0
+    print(f"job {job.id}: {found.total_groups} groups, {found.duplicate_images} images "
+          f"(threshold {threshold:.3f}, against {', '.join(job.duplicates.datasets[1:]) or 'itself'})")
+    for number, group in enumerate(found.groups, start=args.offset + 1):
+        kind = "exact" if group.exact else f"{group.min_similarity:.3f}-{group.max_similarity:.3f}"
+        print(f"{number:5d}. {len(group.images)} images, {kind}")
+        for image in group.images:
+            print(f"       {image.dataset}/{image.key}")
+    if args.offset + len(found.groups) < found.total_groups:
+        print(f"... {found.total_groups - args.offset - len(found.groups)} more: --show --offset "
+              f"{args.offset + len(found.groups)}")
+    return exit_status(job)
+
+
 def cmd_delete(args, client) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
@@ -294,8 +327,8 @@ def cmd_logout(args, client) -> int:
 
 COMMANDS: dict[str, Callable] = {
     "search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs, "job": cmd_job,
-    "scan": cmd_scan, "delete": cmd_delete, "download": cmd_download, "open": cmd_open, "login": cmd_login,
-    "logout": cmd_logout,
+    "scan": cmd_scan, "duplicates": cmd_duplicates, "delete": cmd_delete, "download": cmd_download, "open": cmd_open,
+    "login": cmd_login, "logout": cmd_logout,
 }
 
 
@@ -364,6 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     scan = command("scan", "scan a dataset now (write role)")
     scan.add_argument("dataset")
     scan.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    duplicates = command("duplicates", "find a dataset's duplicate images (write role) and show the groups")
+    duplicates.add_argument("dataset")
+    duplicates.add_argument("--against", action="append",
+                            help="also compare with this dataset's images (repeatable): a train/test leak")
+    duplicates.add_argument("--threshold", type=float,
+                            help="cosine similarity from which images are near duplicates (default: the indexer's)")
+    duplicates.add_argument("--show", action="store_true",
+                            help="show the latest job's groups (or --job's) instead of starting a job")
+    duplicates.add_argument("--job", help="with --show: this duplicates job")
+    duplicates.add_argument("--limit", type=int, default=50, help="groups shown")
+    duplicates.add_argument("--offset", type=int, default=0, help="groups to skip (paging)")
     delete = command("delete", "delete a dataset's vectors and records; the stored images stay (admin role)")
     delete.add_argument("dataset")
     delete.add_argument("--yes", action="store_true", help="do not ask")

@@ -17,7 +17,8 @@ from urllib.parse import quote
 
 import httpx
 
-from vizsearch.models import Dataset, DatasetList, Deleted, Embeddings, Job, JobList, ModelInfo, SearchResponse
+from vizsearch.models import (Dataset, DatasetList, Deleted, Duplicates, Embeddings, Job, JobList, ModelInfo,
+                              SearchResponse)
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,11 @@ class Client:
     def embed_texts(self, texts: list[str]) -> Embeddings:
         return Embeddings.model_validate(self._call("POST", "/v1/embeddings", json={"texts": texts}))
 
+    def embed_images(self, images: list) -> Embeddings:
+        """Vectors of images, each a local file, bytes or (dataset, key) as image_spec takes them."""
+        specs = [image_spec(image) for image in images]
+        return Embeddings.model_validate(self._call("POST", "/v1/embeddings", json={"images": specs}))
+
     def model(self) -> ModelInfo:
         return ModelInfo.model_validate(self._call("GET", "/v1/model"))
 
@@ -142,6 +148,18 @@ class Client:
 
     def jobs(self, dataset: str = "", limit: int = 50) -> list[Job]:
         return JobList.model_validate(self._call("GET", "/v1/jobs", params={"dataset": dataset, "limit": limit})).jobs
+
+    def find_duplicates(self, dataset: str, against: list[str] = (), threshold: float | None = None) -> Job:
+        """Starts a job that finds the dataset's duplicate images, within it and against
+        `against` (write role); follow it with job(), read its groups with duplicates()."""
+        body = {"against": list(against), **({"threshold": threshold} if threshold is not None else {})}
+        return Job.model_validate(self._call("POST", f"/v1/datasets/{quote(dataset, safe='')}/duplicates", json=body))
+
+    def duplicates(self, dataset: str, job_id: str = "", limit: int = 50, offset: int = 0) -> Duplicates:
+        """The dataset's latest (or the named) duplicates job, with a page of its groups once it ended."""
+        params = {"limit": limit, "offset": offset, **({"job": job_id} if job_id else {})}
+        return Duplicates.model_validate(
+            self._call("GET", f"/v1/datasets/{quote(dataset, safe='')}/duplicates", params=params))
 
     def upload(self, folder: str | Path, dataset: str, threads: int = 8,
                include: Callable[[str], bool] = lambda key: True,

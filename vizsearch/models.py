@@ -138,6 +138,13 @@ class Failure(BaseModel):
     reason: str
 
 
+class DuplicateSearch(BaseModel):
+    """What a duplicates job compares: every image of datasets[0] with the images of all of them."""
+
+    datasets: list[str]
+    threshold: float = Field(description="cosine similarity from which two images are near duplicates")
+
+
 class Job(BaseModel):
     id: str
     dataset: str
@@ -157,6 +164,7 @@ class Job(BaseModel):
     created_at: datetime | None = None
     started_at: datetime | None = Field(None, description="when the first worker took part of it")
     finished_at: datetime | None = None
+    duplicates: DuplicateSearch | None = Field(None, description="of a duplicates job: what it compares")
 
 
 class JobList(BaseModel):
@@ -174,6 +182,34 @@ class Dataset(BaseModel):
 
 class DatasetList(BaseModel):
     datasets: list[Dataset]
+
+
+class DuplicatesBody(BaseModel):
+    against: list[DatasetName] = Field(
+        [], max_length=100, description="other datasets to compare the dataset's images with (a train/test leak)")
+    threshold: float | None = Field(
+        None, gt=0, le=1, description="cosine similarity from which two images are near duplicates; "
+                                      "default: the indexer's VIZSEARCH_DUPLICATE_THRESHOLD")
+
+
+class ImageRef(BaseModel):
+    dataset: str
+    key: str
+    url: str
+
+
+class DuplicateGroup(BaseModel):
+    images: list[ImageRef] = Field(description="sorted by dataset, then key")
+    min_similarity: float = Field(description="the lowest similarity by which an image joined the group (1: a copy)")
+    max_similarity: float
+    exact: bool = Field(description="every image has the same content (SHA-256)")
+
+
+class Duplicates(BaseModel):
+    job: Job
+    groups: list[DuplicateGroup] = Field(description="largest first, then the most similar; none until the job ends")
+    total_groups: int
+    duplicate_images: int = Field(description="images that are in some group")
 
 
 class Deleted(BaseModel):

@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -266,6 +266,7 @@ class VectorStore:
             self.client.close()
             raise ValueError(f"VIZSEARCH_VECTOR_INDEX=HNSW_SQ needs Milvus 2.5 or later; this one is {server}")
         self._ready: set[str] = set()
+        self._index_types: dict[str, str] = {}  # a collection's index never changes
         self._lock = threading.Lock()
 
     # -- names -----------------------------------------------------------
@@ -389,6 +390,46 @@ class VectorStore:
             output_fields=["count(*)"], consistency_level="Strong",
         )
         return int(rows[0]["count(*)"]) if rows else 0
+
+    def image_ids(self, model_version: str, dataset: str, page: int = 1000) -> Iterator[list[tuple[str, str]]]:
+        """The (id, key) of every image entry of a dataset, a page at a time."""
+        pages = self.client.query_iterator(
+            self.collection("images", model_version), batch_size=page, filter=f"dataset == {quote(dataset)}",
+            output_fields=["key"], consistency_level="Strong")
+        try:
+            while rows := pages.next():
+                yield [(row["id"], row["key"]) for row in rows]
+        finally:
+            pages.close()
+
+    def images_by_id(self, model_version: str, ids: Sequence[str]) -> list[dict]:
+        """The image entries with these ids (those still there): id, dataset, key, sha256, vector."""
+        return self.client.query(
+            self.collection("images", model_version), filter=f"id in {quote_list(ids)}",
+            output_fields=["dataset", "key", "sha256", "vector"], consistency_level="Strong", limit=len(ids))
+
+    def nearest_images(self, model_version: str, vectors: Sequence[Sequence[float]], datasets: Sequence[str],
+                       limit: int, breadth: SearchBreadth) -> list[list[dict]]:
+        """For each vector, its nearest image entries in these datasets, best first, in one batched
+        search: each hit's id, dataset, key, sha256 and similarity."""
+        name = self.collection("images", model_version)
+        if name not in self._index_types:
+            self._index_types[name] = self.client.describe_index(name, "vector").get("index_type", "HNSW")
+        hits = self.client.search(
+            name, data=[list(map(float, v)) for v in vectors], limit=limit,
+            filter=f"dataset in {quote_list(datasets)}", output_fields=["dataset", "key", "sha256"],
+            consistency_level="Strong",
+            search_params={"metric_type": "COSINE", "params": breadth.params(self._index_types[name], limit)})
+        return [[{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in per_vector]
+                for per_vector in hits]
+
+    def images_with_content(self, model_version: str, sha256s: Sequence[str], datasets: Sequence[str],
+                            limit: int = 16384) -> list[dict]:
+        """The image entries in these datasets whose file has one of these SHA-256s."""
+        return self.client.query(
+            self.collection("images", model_version),
+            filter=f"dataset in {quote_list(datasets)} and sha256 in {quote_list(sha256s)}",
+            output_fields=["dataset", "key", "sha256"], consistency_level="Strong", limit=limit)
 
     def entries(self, model_version: str, level: str, dataset: str, fields: Sequence[str],
                 limit: int = RESULT_WINDOW) -> list[dict]:

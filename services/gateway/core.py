@@ -442,6 +442,22 @@ class Gateway:
         self._check(principal.check_dataset, name)
         return await self._call("indexer", self.backends.indexer.ScanDataset, indexer_pb2.ScanDatasetRequest(name=name))
 
+    async def find_duplicates(self, principal: Principal, request: indexer_pb2.FindDuplicatesRequest
+                              ) -> indexer_pb2.Job:
+        self._check(principal.require, "write")
+        for name in (request.dataset, *request.against):
+            self._check(principal.check_dataset, name)
+        return await self._call("indexer", self.backends.indexer.FindDuplicates, request)
+
+    async def duplicates(self, principal: Principal, request: indexer_pb2.GetDuplicatesRequest
+                         ) -> indexer_pb2.GetDuplicatesResponse:
+        self._check(principal.check_dataset, request.dataset)
+        reply = await self._call("indexer", self.backends.indexer.GetDuplicates, request)
+        if not all(principal.can_see(name) for name in reply.job.duplicates.datasets):
+            # compared with a dataset this key may not see: neither it nor its images are shown
+            raise GatewayError(404, f"no duplicates job of dataset {request.dataset!r} that this key may read")
+        return reply
+
     async def delete_dataset(self, principal: Principal, name: str) -> indexer_pb2.DeleteDatasetResponse:
         self._check(principal.require, "admin")
         self._check(principal.check_dataset, name)

@@ -30,9 +30,10 @@ from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, inde
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
 from vizsearch.export import FORMATS, export
-from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, Embeddings, EmbeddingsBody, ExportBody,
-                              Failure, FilesCheck, FilesCheckBody, ImageSpec, Job, JobList, ModelInfo, ObjectResult,
-                              Problem, Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
+from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates, DuplicatesBody,
+                              DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure, FilesCheck,
+                              FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
+                              Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
                               ThumbnailsBody, UploadedFile)
 from vizsearch.names import check_text
 
@@ -93,11 +94,15 @@ def model_info(model: common_pb2.ModelInfo) -> ModelInfo:
                      image_size=model.image_size, max_text_tokens=model.max_text_tokens)
 
 
+def image_url(base_url: str, dataset: str, key: str) -> str:
+    return f"{base_url}v1/images/{quote(dataset, safe='')}/{quote(key, safe='/')}"
+
+
 def search_response(reply: query_pb2.SearchResponse, base_url: str) -> SearchResponse:
     return SearchResponse(model=model_info(reply.model), took_ms=reply.took_ms, results=[
         SearchResult(
             dataset=r.dataset, key=r.key, score=r.score, width=r.width, height=r.height,
-            url=f"{base_url}v1/images/{quote(r.dataset, safe='')}/{quote(r.key, safe='/')}",
+            url=image_url(base_url, r.dataset, r.key),
             objects=[ObjectResult(box=[o.box.x1, o.box.y1, o.box.x2, o.box.y2], label=o.label,
                                   source=SOURCE_NAMES.get(o.source, ""), score=o.score,
                                   detector_score=o.detector_score if o.HasField("detector_score") else None)
@@ -110,8 +115,20 @@ def job(j: indexer_pb2.Job) -> Job:
                failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
                failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
                eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version,
+               duplicates=DuplicateSearch(datasets=list(j.duplicates.datasets), threshold=round(j.duplicates.threshold, 6))
+               if j.HasField("duplicates") else None,
                **{field: getattr(j, field).ToDatetime(tzinfo=timezone.utc)
                   for field in ("created_at", "started_at", "finished_at") if j.HasField(field)})
+
+
+def duplicates(reply: indexer_pb2.GetDuplicatesResponse, base_url: str) -> Duplicates:
+    return Duplicates(job=job(reply.job), total_groups=reply.total_groups, duplicate_images=reply.duplicate_images,
+                      groups=[DuplicateGroup(images=[ImageRef(dataset=i.dataset, key=i.key,
+                                                              url=image_url(base_url, i.dataset, i.key))
+                                                     for i in g.images],
+                                             min_similarity=round(g.min_similarity, 6),
+                                             max_similarity=round(g.max_similarity, 6), exact=g.exact)
+                              for g in reply.groups])
 
 
 def thumbnail_item(thumbnail: Thumbnail | GatewayError) -> ThumbnailItem:
@@ -334,6 +351,26 @@ def create_app(gateway: Gateway) -> FastAPI:
     @api.post("/v1/datasets/{name}/scan", response_model=Job, status_code=202)
     async def scan_dataset(name: str, principal: Caller):
         return job(await gateway.scan(principal, name))
+
+    @api.post("/v1/datasets/{name}/duplicates", response_model=Job, status_code=202)
+    async def find_duplicates(name: str, principal: Caller, body: DuplicatesBody | None = None):
+        """Starts a job that finds the dataset's duplicate images (write role): the same file, or
+        embeddings at least `threshold` alike, within it and against the datasets named."""
+        body = body or DuplicatesBody()
+        request = indexer_pb2.FindDuplicatesRequest(dataset=name, against=body.against)
+        if body.threshold is not None:
+            request.threshold = body.threshold
+        return job(await gateway.find_duplicates(principal, request))
+
+    @api.get("/v1/datasets/{name}/duplicates", response_model=Duplicates)
+    async def get_duplicates(name: str, request: Request, principal: Caller, job_id: Annotated[str, QueryParameter(
+                                 alias="job", description="a duplicates job of the dataset; default: its latest")] = "",
+                             limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+                             offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0):
+        """The latest (or the named) duplicates job and, once it has finished, a page of its groups."""
+        reply = await gateway.duplicates(principal, indexer_pb2.GetDuplicatesRequest(
+            dataset=name, job_id=job_id, limit=limit, offset=offset))
+        return duplicates(reply, str(request.base_url))
 
     @api.delete("/v1/datasets/{name}", response_model=Deleted)
     async def delete_dataset(name: str, principal: Caller):

@@ -71,3 +71,17 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     max_decoded_bytes: int = Field(512 * 2**20, description="Most memory decoding one image for a thumbnail may take.")
     max_annotation_bytes: int = Field(1024 * 1024 * 1024, description="Largest annotation file read.")
     job_history: int = Field(1000, ge=1, description="Jobs kept per dataset; older ones are forgotten.")
+    duplicate_threshold: float = Field(
+        0.85, gt=0, le=1, description="Cosine similarity from which two images are near duplicates, unless a "
+        "duplicates job names its own (docs/duplicates.md gives the precision and recall it was chosen by).",
+    )
+    duplicate_neighbours: int = Field(
+        16, ge=1, le=1024, description="Nearest images a duplicates job looks at per image (exact copies are found "
+        "by content hash, however many): a larger group is still found whole through its members' neighbours.",
+    )
+    duplicate_search_ef: int = Field(
+        128, ge=1, le=4096, description="HNSW candidate list of a duplicates job's searches (at least the neighbours).",
+    )
+    duplicate_batch_size: int = Field(
+        256, ge=1, le=4096, description="Images per duplicates task: one batched search and one hash lookup each.",
+    )

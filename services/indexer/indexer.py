@@ -18,9 +18,10 @@ from services.indexer.catalog import DatasetConfig
 from vizsearch.names import check_dataset_name
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.events import DatasetChanges
-from services.indexer.jobs import EVENT, RECONCILE, SCAN
+from services.indexer.duplicates import GroupCache, group_pairs, parse_pairs
+from services.indexer.jobs import DUPLICATES, EVENT, RECONCILE, SCAN
 from services.indexer.state import IndexerState, Transient
-from services.indexer.work import SCAN_UNIT, batch_units
+from services.indexer.work import DUPLICATES_PLAN_UNIT, SCAN_UNIT, batch_units
 from services.indexer.ingest import chunks
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 # entries; the reconciler deletes a dataset's entries again for this long after.
 _DELETED_WATCH_S = 600.0
 RESERVED_PREFIXES = (".", "_")
+MAX_DUPLICATE_GROUPS = 1000
 
 
 class UnknownDataset(LookupError):
@@ -42,6 +44,7 @@ class Indexer:
         self.jobs = state.jobs
         self.settings = state.settings
         self._ignored_prefixes: set[str] = set()  # warned about once
+        self._duplicate_groups = GroupCache()
 
     # -- datasets --------------------------------------------------------
     def create(self, name: str, box_margin: float | None) -> indexer_pb2.Dataset:
@@ -161,6 +164,46 @@ class Indexer:
 
     def job(self, job_id: str) -> indexer_pb2.Job | None:
         return self.jobs.get(job_id)
+
+    # -- duplicates --------------------------------------------------------
+    def find_duplicates(self, name: str, against: list[str], threshold: float | None) -> indexer_pb2.Job:
+        """Starts a duplicates job: the dataset's images against its own and `against`'s."""
+        for dataset in (name, *against):
+            check_dataset_name(dataset)
+            if not self.catalog.exists(dataset):
+                raise UnknownDataset(f"no dataset {dataset!r}")
+        if threshold is None:
+            threshold = self.settings.duplicate_threshold
+        elif not 0 < threshold <= 1:
+            raise ValueError(f"threshold is {threshold}: give a cosine similarity above 0 and at most 1")
+        datasets = [name, *sorted(set(against) - {name})]
+        job_id = self.jobs.create(name, DUPLICATES,
+                                  duplicates=indexer_pb2.DuplicateSearch(datasets=datasets, threshold=threshold))
+        self.state.work.add(job_id, [(DUPLICATES_PLAN_UNIT, "")])
+        self.dispatcher.dispatch()
+        return self.jobs.get(job_id)
+
+    def duplicates(self, name: str, job_id: str = "", limit: int = 50,
+                   offset: int = 0) -> indexer_pb2.GetDuplicatesResponse:
+        """A duplicates job (the dataset's latest if none is named) and, once it has finished,
+        a page of the groups it found."""
+        if not 0 <= limit <= MAX_DUPLICATE_GROUPS or offset < 0:
+            raise ValueError(f"limit is {limit} and offset {offset}: give a limit of 1 to {MAX_DUPLICATE_GROUPS} "
+                             "(0 for 50) and an offset of 0 or more")
+        if not self.catalog.exists(name):
+            raise UnknownDataset(f"no dataset {name!r}")
+        job = self.jobs.get(job_id, max_failures=100) if job_id else self.jobs.latest_of_kind(name, DUPLICATES)
+        if job is None or job.dataset != name or job.kind != DUPLICATES:
+            raise LookupError(f"no duplicates job {job_id!r} of dataset {name!r}" if job_id else
+                              f"no duplicates job of dataset {name!r} yet: start one first")
+        reply = indexer_pb2.GetDuplicatesResponse(job=job)
+        if job.state not in FINISHED_JOB_STATES or job.state == indexer_pb2.JOB_STATE_FAILED:
+            return reply
+        groups = self._duplicate_groups.get(job.id, lambda: group_pairs(parse_pairs(self.jobs.pairs(job.id))))
+        reply.groups.extend(groups[offset:offset + (limit or 50)])
+        reply.total_groups = len(groups)
+        reply.duplicate_images = sum(len(g.images) for g in groups)
+        return reply
 
     # -- the reconciler --------------------------------------------------
     def reconcile(self) -> None:

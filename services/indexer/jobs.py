@@ -12,6 +12,8 @@ so the indexer can find those whose work was lost.
 import json
 import secrets
 import time
+from collections.abc import Iterator
+
 import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -23,8 +25,9 @@ QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED = (
     "queued", "running", "succeeded", "completed_with_failures", "failed")
 FINISHED = (SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED)
 DONE, SKIPPED, FAILED_ITEM = "done", "skipped", "failed"
-# What started a job: a scan asked for, the periodic reconciler, or bucket events.
-SCAN, RECONCILE, EVENT = "scan", "reconcile", "event"
+# What started a job: a scan asked for, the periodic reconciler, or bucket events; or, for a
+# job that indexes nothing, a search for duplicates (services/indexer/duplicates.py).
+SCAN, RECONCILE, EVENT, DUPLICATES = "scan", "reconcile", "event", "duplicates"
 
 # KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key, open-jobs set
 # ARGV: now, job id
@@ -103,14 +106,23 @@ class JobStore:
         base = self._job(job_id)
         return [base, f"{base}:done", f"{base}:skipped", f"{base}:failed", f"{base}:problems"]
 
+    def pairs_key(self, job_id: str) -> str:
+        """A duplicates job's findings: pair of images (JSON) -> [similarity, their SHA-256s]."""
+        return f"{self._job(job_id)}:pairs"
+
+    def _all_keys(self, job_id: str) -> list[str]:
+        return [*self.record_keys(job_id), self.pairs_key(job_id)]
+
     @staticmethod
     def _active(dataset: str) -> str:
         return f"vz:active:{dataset}"
 
     # -- lifecycle -------------------------------------------------------
-    def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False) -> str | None:
+    def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False,
+               duplicates: indexer_pb2.DuplicateSearch | None = None) -> str | None:
         """A new queued job. With claim_active, it becomes the dataset's active scan,
-        or None is returned if another is active: the reconciler leaves busy datasets alone."""
+        or None is returned if another is active: the reconciler leaves busy datasets alone.
+        A duplicates job is given what it compares."""
         job_id = new_job_id()
         if claim_active and not self.redis.set(self._active(dataset), job_id, nx=True):
             return None
@@ -121,6 +133,7 @@ class JobStore:
                 "dataset": dataset, "kind": kind, "model_version": model_version, "state": QUEUED,
                 "total": 0, "unchanged": 0, "objects": 0, "planned": 0, "created_at": now, "updated_at": now,
                 **({"trace": json.dumps(trace)} if trace else {}),
+                **({"duplicates": duplicates.SerializeToString()} if duplicates is not None else {}),
             })
             pipe.zadd(f"vz:jobs:{dataset}", {job_id: now})
             pipe.zadd("vz:jobs", {job_id: now})
@@ -178,6 +191,17 @@ class JobStore:
         value = self.redis.hget(self._job(job_id), "dataset")
         return value.decode() if value else ""
 
+    def duplicate_search(self, job_id: str) -> tuple[str, indexer_pb2.DuplicateSearch] | None:
+        """A duplicates job's model version and what it compares; None once it is forgotten."""
+        version, search = self.redis.hmget(self._job(job_id), "model_version", "duplicates")
+        if search is None:
+            return None
+        return (version or b"").decode(), indexer_pb2.DuplicateSearch.FromString(search)
+
+    def pairs(self, job_id: str) -> Iterator[tuple[bytes, bytes]]:
+        """A duplicates job's pairs as stored, a page at a time (never the whole hash in one reply)."""
+        return self.redis.hscan_iter(self.pairs_key(job_id), count=1000)
+
     def routing(self, job_id: str) -> tuple[str, dict[str, str] | None]:
         """The job's dataset ("" once forgotten) and the trace it was asked for in, if any."""
         dataset, trace = self.redis.hmget(self._job(job_id), "dataset", "trace")
@@ -197,6 +221,7 @@ class JobStore:
             fields, n_done, n_skipped, n_failed, (_, failed_items), n_problems, (_, problem_items) = pipe.execute()
         if not fields:
             return None
+        search = fields.pop(b"duplicates", None)
         f = {k.decode(): v.decode() for k, v in fields.items()}
         failures = [(k.decode(), v.decode()) for k, v in failed_items.items()]
         failures += [tuple(json.loads(v)) for v in problem_items.values()]
@@ -213,6 +238,7 @@ class JobStore:
             throughput=rate,
             eta_seconds=(total - processed) / rate if rate > 0 and f["state"] not in FINISHED else 0.0,
             created_at=_timestamp(created_at), started_at=_timestamp(started_at), finished_at=_timestamp(finished_at),
+            duplicates=indexer_pb2.DuplicateSearch.FromString(search) if search is not None else None,
         )
 
     def recent(self, dataset: str = "", limit: int = 50) -> list[indexer_pb2.Job]:
@@ -224,10 +250,16 @@ class JobStore:
         jobs = self.recent(dataset, limit=1)
         return jobs[0] if jobs else None
 
+    def latest_of_kind(self, dataset: str, kind: str) -> indexer_pb2.Job | None:
+        for job_id in (i.decode() for i in self.redis.zrevrange(f"vz:jobs:{dataset}", 0, -1)):
+            if self.redis.hget(self._job(job_id), "kind") == kind.encode():
+                return self.get(job_id, max_failures=100)
+        return None
+
     def _trim(self, dataset: str) -> None:
         old = self.redis.zrange(f"vz:jobs:{dataset}", 0, -self.history - 1)
         for job_id in (i.decode() for i in old):
-            self.redis.delete(*self.record_keys(job_id))
+            self.redis.delete(*self._all_keys(job_id))
             self.redis.zrem(f"vz:jobs:{dataset}", job_id)
             self.redis.zrem("vz:jobs", job_id)
             self.redis.srem(_OPEN, job_id)
@@ -237,7 +269,7 @@ class JobStore:
 
     def forget_dataset(self, dataset: str) -> None:
         for job_id in self.of_dataset(dataset):
-            self.redis.delete(*self.record_keys(job_id))
+            self.redis.delete(*self._all_keys(job_id))
             self.redis.zrem("vz:jobs", job_id)
             self.redis.srem(_OPEN, job_id)
         self.redis.delete(f"vz:jobs:{dataset}", self._active(dataset))

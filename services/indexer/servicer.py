@@ -81,3 +81,12 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
             raise ValueError(f"limit is {request.limit}: give 1 to {MAX_JOBS_LISTED} (0 for 50)")
         jobs = self.indexer.jobs.recent(request.dataset, limit=request.limit or 50)
         return indexer_pb2.ListJobsResponse(jobs=jobs)
+
+    @_domain_errors
+    def FindDuplicates(self, request: indexer_pb2.FindDuplicatesRequest):
+        threshold = request.threshold if request.HasField("threshold") else None
+        return self.indexer.find_duplicates(request.dataset, list(request.against), threshold)
+
+    @_domain_errors
+    def GetDuplicates(self, request: indexer_pb2.GetDuplicatesRequest):
+        return self.indexer.duplicates(request.dataset, request.job_id, request.limit, request.offset)

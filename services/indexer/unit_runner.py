@@ -4,11 +4,14 @@ commit its results, and keep the workers fed.
 Failures, and what each costs:
 - A backend away (embedder, Milvus, object storage): retried with backoff while the
   lease is held; after VIZSEARCH_TASK_MAX_RETRIES a batch's keys are committed as
-  failed (the next scan tries them again), a scan fails its job with the reason.
+  failed (the next scan tries them again), a plan fails its job with the reason.
 - Redis away or loading: nothing can be recorded, so nothing is given up or
   acknowledged either. The unit is retried once Redis answers (the lease is taken
   back if it lapsed and nobody else took it); past VIZSEARCH_REDIS_WAIT_S the task
   ends and the sweeper sends the unit again.
+
+A duplicates job's units (services/indexer/duplicates.py) fare the same: its plan as a
+scan's, its batches as ingestion batches.
 - The unit cancelled (its dataset deleted) or taken over (this worker stalled past
   its lease): it stops before writing, or commits nothing and removes what it wrote.
 - A bug: a batch's keys are committed as failed with the error, a scan fails its job.
@@ -25,9 +28,11 @@ import redis
 
 from services.common import logs
 from services.indexer.dispatcher import Dispatcher
+from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Cancelled, Ingestor
 from services.indexer.state import IndexerState, Transient
-from services.indexer.work import SCAN_UNIT, Claim, Results, WorkLedger, batch_keys
+from services.indexer.work import (DUPLICATES_BATCH_PREFIX, DUPLICATES_PLAN_UNIT, SCAN_UNIT, Claim, Results,
+                                   WorkLedger, batch_keys)
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +111,13 @@ class LeaseKeeper:
 
 
 class UnitRunner:
-    def __init__(self, state: IndexerState, ingestor: Ingestor, dispatcher: Dispatcher, keeper: LeaseKeeper,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, state: IndexerState, ingestor: Ingestor, finder: DuplicateFinder, dispatcher: Dispatcher,
+                 keeper: LeaseKeeper, sleep: Callable[[float], None] = time.sleep):
         self.state = state
         self.settings = state.settings
         self.work = state.work
         self.ingestor = ingestor
+        self.finder = finder
         self.dispatcher = dispatcher
         self.keeper = keeper
         self._sleep = sleep
@@ -128,7 +134,11 @@ class UnitRunner:
             self.keeper.hold(lease)
             try:
                 if unit == SCAN_UNIT:
-                    self._scan(lease, dataset)
+                    self._plan(lease, dataset, lambda: self.ingestor.scan(lease.job_id, dataset))
+                elif unit == DUPLICATES_PLAN_UNIT:
+                    self._plan(lease, dataset, lambda: self.finder.plan(lease.job_id, dataset))
+                elif unit.startswith(DUPLICATES_BATCH_PREFIX):
+                    self._compare(lease, dataset, payload)
                 else:
                     self._batch(lease, dataset, payload)
             except Cancelled:
@@ -138,10 +148,11 @@ class UnitRunner:
                 self.keeper.drop(lease)
         self._redis(self.dispatcher.dispatch)
 
-    # -- the two kinds of unit ----------------------------------------------
-    def _scan(self, lease: Lease, dataset: str) -> None:
+    # -- the kinds of unit -----------------------------------------------------
+    def _plan(self, lease: Lease, dataset: str, plan: Callable[[], Results | None]) -> None:
+        """A scan, or a duplicates job's plan: the job's size and its batches."""
         def attempt():
-            return self.ingestor.scan(lease.job_id, dataset), self.state.model().version
+            return plan(), self.state.model().version
 
         try:
             results, version = self._with_retries(lease, attempt)
@@ -156,7 +167,7 @@ class UnitRunner:
         except (Cancelled, RedisAway):
             raise
         except Exception as error:  # a bug, not bad input: the job ends with it, the worker goes on
-            logger.exception("scan of %s failed", dataset)
+            logger.exception("planning %s of %s failed", lease.unit, dataset)
             return self._end_job(lease, f"internal error: {error}")
         if results is None:  # nothing to do: the job was forgotten
             self._redis(lambda: self.work.cancel([lease.job_id]))
@@ -166,14 +177,10 @@ class UnitRunner:
 
     def _batch(self, lease: Lease, dataset: str, payload: str) -> None:
         keys = batch_keys(payload)
-
-        def check_wanted() -> None:
-            if lease.lost.is_set() or not self.work.wanted(lease.job_id, lease.unit):
-                raise Cancelled()
-
         written = None
         try:
-            results, written = self._with_retries(lease, lambda: self.ingestor.index(dataset, keys, check_wanted))
+            results, written = self._with_retries(
+                lease, lambda: self.ingestor.index(dataset, keys, self._check_wanted(lease)))
         except GaveUp as error:
             results = Ingestor.failed(keys, f"gave up after {self.settings.task_max_retries} retries: {error}")
         except (Cancelled, RedisAway):
@@ -186,6 +193,27 @@ class UnitRunner:
         if self._commit(lease, dataset, results) == 0 and written is not None:
             # Cancelled after the vectors were written (the dataset was deleted meanwhile): take them back.
             self._with_retries(None, lambda: self.ingestor.undo(written))
+
+    def _compare(self, lease: Lease, dataset: str, payload: str) -> None:
+        """A batch of a duplicates job: its pairs, or its images recorded as failed."""
+        try:
+            results = self._with_retries(lease, lambda: self.finder.compare(lease.job_id, payload,
+                                                                            self._check_wanted(lease)))
+        except GaveUp as error:
+            results = Ingestor.failed([key for _, key in batch_keys(payload)],
+                                      f"gave up after {self.settings.task_max_retries} retries: {error}")
+        except (Cancelled, RedisAway):
+            raise
+        except Exception as error:  # a bug: recorded against the batch's images, the job goes on
+            logger.exception("duplicates batch %s of %s failed", lease.unit, dataset)
+            results = Ingestor.failed([key for _, key in batch_keys(payload)], f"internal error: {error}")
+        self._commit(lease, dataset, results)
+
+    def _check_wanted(self, lease: Lease) -> Callable[[], None]:
+        def check_wanted() -> None:
+            if lease.lost.is_set() or not self.work.wanted(lease.job_id, lease.unit):
+                raise Cancelled()
+        return check_wanted
 
     def _commit(self, lease: Lease, dataset: str, results: Results) -> int:
         keys = self.state.commit_keys(lease.job_id, results.version, dataset)

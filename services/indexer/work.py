@@ -17,7 +17,8 @@ ledger, not the broker, says what remains to be done:
 - `requeue_lost` puts units in flight that are neither queued nor leased (their
   worker died, their message was lost) back at the front of their job's list.
 
-Unit ids are "scan" and "b<n>"; a unit's payload is "" (a scan) or its keys as JSON.
+Unit ids are "scan" and "b<n>" for ingestion, "dplan" and "d<n>" for a duplicates
+job; a unit's payload is "" (a plan) or what it works on as JSON.
 """
 
 import json
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 import redis
 
 SCAN_UNIT = "scan"
+DUPLICATES_PLAN_UNIT = "dplan"
+DUPLICATES_BATCH_PREFIX = "d"
 _PREFIX = "vz:work:"
 _READY = "vz:work:ready"  # jobs with units to do, by turn: the least recently served first
 _TURN = "vz:work:turn"
@@ -104,7 +107,7 @@ return 1
 """
 
 # KEYS: work hash, lease, in-flight hash, to-do list, ready zset, job hash, done set, skipped set,
-#       failed hash, problems hash, manifest hash, current-failures hash
+#       failed hash, problems hash, manifest hash, current-failures hash, pairs hash
 # ARGV: unit, token, in-flight field, now, job id, results as JSON (see Results)
 # Returns 1 (committed), 0 (cancelled: nothing written) or -1 (another worker holds the unit now).
 _COMMIT = """
@@ -135,6 +138,7 @@ for _, o in ipairs(r.outcomes) do
   end
 end
 for _, p in ipairs(r.problems) do redis.call('HSET', KEYS[10], p[1] .. '\\0' .. p[2], cjson.encode(p)) end
+for _, p in ipairs(r.pairs) do redis.call('HSET', KEYS[13], p[1], p[2]) end
 if r.plan then
   redis.call('HSET', KEYS[6], 'total', r.plan[1], 'unchanged', r.plan[2], 'planned', 1)
 end
@@ -191,6 +195,7 @@ class Results:
     problems: list[tuple[str, str]] = field(default_factory=list)  # unusable annotations: key, reason
     plan: tuple[int, int] | None = None  # a scan's (total, unchanged)
     units: list[tuple[str, str]] = field(default_factory=list)  # units planned: id, payload
+    pairs: list[tuple[str, str]] = field(default_factory=list)  # a duplicates batch's: pair -> finding (JSON)
     version: str = ""
 
     def json(self) -> str:
@@ -200,6 +205,7 @@ class Results:
             "failing": [list(p) for p in self.failing], "cleared": self.cleared,
             "outcomes": [list(o) for o in self.outcomes], "problems": [list(p) for p in self.problems],
             "plan": list(self.plan) if self.plan else False, "units": [list(u) for u in self.units],
+            "pairs": [list(p) for p in self.pairs],
         }, ensure_ascii=False)
 
 
@@ -214,6 +220,7 @@ class CommitKeys:
     problems: str
     manifest: str
     failing: str
+    pairs: str
 
 
 class Claim:
@@ -226,8 +233,8 @@ def field_of(job_id: str, unit: str) -> str:
     return f"{job_id}/{unit}"
 
 
-def batch_units(batches: list[list[str]]) -> list[tuple[str, str]]:
-    return [(f"b{i}", json.dumps(keys, ensure_ascii=False)) for i, keys in enumerate(batches)]
+def batch_units(batches: list[list], prefix: str = "b") -> list[tuple[str, str]]:
+    return [(f"{prefix}{i}", json.dumps(items, ensure_ascii=False)) for i, items in enumerate(batches)]
 
 
 def batch_keys(payload: str) -> list[str]:
@@ -315,7 +322,8 @@ class WorkLedger:
         was cancelled (nothing written), -1 if another worker holds it now."""
         return int(self._commit(
             keys=[self._work(job_id), self._lease(job_id, unit), _INFLIGHT, self._todo(job_id), _READY,
-                  keys.job, keys.done, keys.skipped, keys.failed, keys.problems, keys.manifest, keys.failing],
+                  keys.job, keys.done, keys.skipped, keys.failed, keys.problems, keys.manifest, keys.failing,
+                  keys.pairs],
             args=[unit, token, field_of(job_id, unit), time.time(), job_id, results.json()]))
 
     def units_left(self, job_id: str) -> int:

@@ -14,6 +14,7 @@ from services.common import logs, metrics, tracing
 from services.indexer.celery_app import INDEX_TASK, QUEUE, SCAN_TASK, create_app
 from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
+from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Ingestor
 from services.indexer.state import IndexerState
 from services.indexer.unit_runner import LeaseKeeper, UnitRunner
@@ -40,7 +41,7 @@ def main() -> None:
     app = create_app(settings)
     keeper = LeaseKeeper(state.work, name, settings.worker_concurrency, settings.task_lease_s)
     ingestor = Ingestor(state)
-    register_tasks(app, UnitRunner(state, ingestor, Dispatcher(state, app), keeper))
+    register_tasks(app, UnitRunner(state, ingestor, DuplicateFinder(state), Dispatcher(state, app), keeper))
     keeper.start()
     try:
         app.worker_main([

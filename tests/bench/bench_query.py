@@ -172,18 +172,22 @@ class ClusteredVectors:
         return (block / np.linalg.norm(block, axis=1, keepdims=True)).astype(np.float32)
 
 
-def fill(vectors: VectorStore, version: str, source: ClusteredVectors, count: int) -> tuple[np.ndarray, float, float]:
-    """Inserts `count` vectors and waits until the index covers them; returns the vectors,
-    the insert's seconds and the seconds until they are indexed and compacted."""
+def fill(vectors: VectorStore, version: str, source: ClusteredVectors, count: int, dataset: str = DATASET,
+         first: int = 0) -> tuple[np.ndarray, float, float]:
+    """Inserts `count` vectors (keys numbered from `first`) and waits until the index covers
+    them; returns the vectors, the insert's seconds and the seconds until they are indexed
+    and compacted."""
     started = time.perf_counter()
     name = vectors.collection("images", version)
     kept = np.empty((count, source.mean.size), dtype=np.float32)
     for start in range(0, count, INSERT_BATCH):
         block = kept[start:start + INSERT_BATCH] = source.sample(min(INSERT_BATCH, count - start))
-        vectors.client.insert(name, [Entry(DATASET, f"{start + i:07d}.jpg", v.tolist(), 640, 480, "", 0).row(version)
+        vectors.client.insert(name, [Entry(dataset, f"{first + start + i:07d}.jpg", v.tolist(), 640, 480,
+                                           f"{first + start + i:064x}", 0).row(version)
                                      for i, v in enumerate(block)])
     vectors.client.flush(name)
     inserted = time.perf_counter()
+    count += first
     wait_for_index(vectors, name, count)
     # Merge the small segments now: Milvus would otherwise compact (and re-index) them in
     # the background during the measurements, starving Triton of CPU on a small machine.

@@ -67,6 +67,11 @@ export const exportResults = async (body) => (await send("POST", "/v1/search/exp
 export const datasets = () => call("GET", "/v1/datasets");
 export const jobs = (dataset, limit = 10) => call("GET", `/v1/jobs?dataset=${encodeURIComponent(dataset)}&limit=${limit}`);
 export const scan = (dataset) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/scan`);
+/** Starts a duplicates job (body: {against, threshold}). */
+export const findDuplicates = (dataset, body) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/duplicates`, body);
+/** The latest duplicates job of the dataset, with a page of its groups once it has ended. */
+export const duplicates = (dataset, { limit = 50, offset = 0 } = {}) =>
+  call("GET", `/v1/datasets/${encodeURIComponent(dataset)}/duplicates?limit=${limit}&offset=${offset}`);
 export const deleteDataset = (dataset) => call("DELETE", `/v1/datasets/${encodeURIComponent(dataset)}`);
 export const model = () => call("GET", "/v1/model");
 

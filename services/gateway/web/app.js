@@ -1,8 +1,9 @@
-// The page's shell: which view the URL names (search, or ?view=datasets), the API key
+// The page's shell: which view the URL names (search, ?view=datasets or ?view=duplicates), the API key
 // dialog (shown when the gateway answers 401), and errors shown as the API states them.
 
 import * as api from "./api.js";
 import * as datasetsView from "./datasets.js";
+import * as duplicatesView from "./duplicates.js";
 import * as searchView from "./search.js";
 
 const main = document.getElementById("main");
@@ -11,6 +12,7 @@ const keyDialog = document.getElementById("key-dialog");
 const keyInput = document.getElementById("key-input");
 const keyError = document.getElementById("key-error");
 const keyButton = document.getElementById("key-button");
+const VIEWS = { search: searchView, datasets: datasetsView, duplicates: duplicatesView };
 let current = null;
 let currentName = "";
 
@@ -29,7 +31,8 @@ const app = {
 };
 
 function route() {
-  const name = new URLSearchParams(location.search).get("view") === "datasets" ? "datasets" : "search";
+  const view = new URLSearchParams(location.search).get("view");
+  const name = Object.hasOwn(VIEWS, view ?? "") ? view : "search";
   for (const link of document.querySelectorAll("nav a[data-nav]")) {
     link.toggleAttribute("aria-current", link.dataset.nav === name);
   }
@@ -40,7 +43,7 @@ function route() {
   current?.unmount();
   app.clearError();
   currentName = name;
-  current = (name === "datasets" ? datasetsView : searchView).mount(main, app);
+  current = VIEWS[name].mount(main, app);
 }
 
 document.addEventListener("click", (event) => {

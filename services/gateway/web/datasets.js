@@ -47,6 +47,8 @@ export function mount(main, app) {
           h("dt", {}, "failed"), h("dd", { class: `failed ${dataset.failed ? "bad" : ""}` }, dataset.failed.toLocaleString())),
         h("div", { class: "dataset-actions" },
           h("button", { type: "button", class: "quiet", onclick: () => act(() => api.scan(dataset.name)) }, "Scan now"),
+          h("a", { class: "button quiet", href: `/?view=duplicates&dataset=${encodeURIComponent(dataset.name)}`,
+                   "data-nav": "duplicates" }, "Duplicates"),
           h("button", { type: "button", class: "quiet danger", onclick: () => remove(dataset.name) }, "Delete"))),
       jobs.length ? h("table", { class: "jobs" },
         h("thead", {}, h("tr", {}, ["job", "kind", "state", "progress", "objects", "rate", "time left"].map((c) => h("th", {}, c)))),

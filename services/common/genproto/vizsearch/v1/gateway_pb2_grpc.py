@@ -88,6 +88,16 @@ class GatewayStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.FindDuplicates = channel.unary_unary(
+                '/vizsearch.v1.Gateway/FindDuplicates',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetDuplicates = channel.unary_unary(
+                '/vizsearch.v1.Gateway/GetDuplicates',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
+                _registered_method=True)
         self.GetImage = channel.unary_stream(
                 '/vizsearch.v1.Gateway/GetImage',
                 request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
@@ -163,6 +173,18 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindDuplicates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDuplicates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetImage(self, request, context):
         """Streams the stored image in chunks (or its thumbnail, or a box's crop); the first
         chunk carries the content type.
@@ -231,6 +253,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'FindDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindDuplicates,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDuplicates,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.SerializeToString,
             ),
             'GetImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetImage,
@@ -513,6 +545,60 @@ class Gateway:
             '/vizsearch.v1.Gateway/ListJobs',
             vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/FindDuplicates',
+            vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/GetDuplicates',
+            vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from services.common.genproto.vizsearch.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -100,7 +101,7 @@ class JobFailure(_message.Message):
     def __init__(self, key: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at")
+    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at", "duplicates")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +120,7 @@ class Job(_message.Message):
     ANNOTATION_ERRORS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset: str
     state: JobState
@@ -137,7 +139,62 @@ class Job(_message.Message):
     annotation_errors: int
     error: str
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    duplicates: DuplicateSearch
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicates: _Optional[_Union[DuplicateSearch, _Mapping]] = ...) -> None: ...
+
+class DuplicateSearch(_message.Message):
+    __slots__ = ("datasets", "threshold")
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    datasets: _containers.RepeatedScalarFieldContainer[str]
+    threshold: float
+    def __init__(self, datasets: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class FindDuplicatesRequest(_message.Message):
+    __slots__ = ("dataset", "against", "threshold")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    AGAINST_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    against: _containers.RepeatedScalarFieldContainer[str]
+    threshold: float
+    def __init__(self, dataset: _Optional[str] = ..., against: _Optional[_Iterable[str]] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class GetDuplicatesRequest(_message.Message):
+    __slots__ = ("dataset", "job_id", "limit", "offset")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    job_id: str
+    limit: int
+    offset: int
+    def __init__(self, dataset: _Optional[str] = ..., job_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class DuplicateGroup(_message.Message):
+    __slots__ = ("images", "min_similarity", "max_similarity", "exact")
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    MAX_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[_common_pb2.ObjectRef]
+    min_similarity: float
+    max_similarity: float
+    exact: bool
+    def __init__(self, images: _Optional[_Iterable[_Union[_common_pb2.ObjectRef, _Mapping]]] = ..., min_similarity: _Optional[float] = ..., max_similarity: _Optional[float] = ..., exact: _Optional[bool] = ...) -> None: ...
+
+class GetDuplicatesResponse(_message.Message):
+    __slots__ = ("job", "groups", "total_groups", "duplicate_images")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    groups: _containers.RepeatedCompositeFieldContainer[DuplicateGroup]
+    total_groups: int
+    duplicate_images: int
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., groups: _Optional[_Iterable[_Union[DuplicateGroup, _Mapping]]] = ..., total_groups: _Optional[int] = ..., duplicate_images: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("id",)

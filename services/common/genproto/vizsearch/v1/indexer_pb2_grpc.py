@@ -69,6 +69,16 @@ class IndexerStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
                 _registered_method=True)
+        self.FindDuplicates = channel.unary_unary(
+                '/vizsearch.v1.Indexer/FindDuplicates',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetDuplicates = channel.unary_unary(
+                '/vizsearch.v1.Indexer/GetDuplicates',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServicer:
@@ -118,6 +128,22 @@ class IndexerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindDuplicates(self, request, context):
+        """Starts a job that finds the dataset's duplicate images: the same content, or
+        embeddings closer than a threshold, within the dataset and against the other
+        datasets named (a leak between a training and a test set is a group across them).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDuplicates(self, request, context):
+        """The groups a duplicates job found: the dataset's latest, or the one named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +181,16 @@ def add_IndexerServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.SerializeToString,
+            ),
+            'FindDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindDuplicates,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetDuplicates': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDuplicates,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +382,60 @@ class Indexer:
             '/vizsearch.v1.Indexer/ListJobs',
             vizsearch_dot_v1_dot_indexer__pb2.ListJobsRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/FindDuplicates',
+            vizsearch_dot_v1_dot_indexer__pb2.FindDuplicatesRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDuplicates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/GetDuplicates',
+            vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
             options,
             channel_credentials,
             insecure,

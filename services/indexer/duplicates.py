@@ -1,0 +1,188 @@
+"""Duplicate images, found through the vector index as a job like any ingestion.
+
+A duplicates job compares every image of its dataset with the images of the datasets
+it names (its own first). Its plan unit pages through the dataset's image entries
+and plans batches of them; each batch reads its vectors, finds their nearest images
+(one batched search) and their exact copies (by SHA-256, however many), and commits
+the pairs at or above the threshold with its images' outcomes. Memory and cost are a
+batch's, and grow linearly with the dataset. A pair is stored under its two images in
+order, so a batch delivered twice writes the same pairs again.
+
+Groups are built from the pairs when they are first read (see group_pairs).
+"""
+
+import json
+import logging
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from pymilvus.exceptions import MilvusException
+
+from services.common.genproto.vizsearch.v1 import common_pb2, indexer_pb2
+from services.common.vectors import SearchBreadth, is_missing_collection
+from services.indexer.ingest import chunks
+from services.indexer.jobs import DONE, SKIPPED
+from services.indexer.state import IndexerState, Transient
+from services.indexer.work import DUPLICATES_BATCH_PREFIX, Results, batch_units
+
+logger = logging.getLogger(__name__)
+# Finished jobs whose groups the indexer keeps built (their pairs never change).
+_GROUPS_KEPT = 8
+
+
+class DuplicateFinder:
+    """The workers' side: plan a duplicates job, compare a batch of its images."""
+
+    def __init__(self, state: IndexerState):
+        self.state = state
+        self.settings = state.settings
+        self.jobs = state.jobs
+
+    def plan(self, job_id: str, dataset: str) -> Results | None:
+        """The job's batches of (id, key) image entries; None if the job was forgotten."""
+        version = self.state.model().version
+        if not self.jobs.start(job_id, version):
+            return None
+        entries: list[tuple[str, str]] = []
+        try:
+            for page in self.state.vectors.image_ids(version, dataset):
+                entries += page
+        except MilvusException as error:
+            if not is_missing_collection(error):  # missing: nothing indexed under this model yet
+                raise Transient(f"Milvus: {error}") from error
+        logger.info("planned duplicates of %s: %d images", dataset, len(entries))
+        return Results(plan=(len(entries), 0), units=batch_units(
+            chunks(entries, self.settings.duplicate_batch_size), prefix=DUPLICATES_BATCH_PREFIX))
+
+    def compare(self, job_id: str, payload: str, check_wanted: Callable[[], None]) -> Results:
+        """The pairs a batch of the job's images is in, and each image's outcome (skipped:
+        removed from the index since the plan)."""
+        entries = json.loads(payload)
+        found = self.jobs.duplicate_search(job_id)
+        if found is None:
+            return Results()  # forgotten: the commit finds the unit cancelled
+        version, search = found
+        settings = self.settings
+        try:
+            rows = self.state.vectors.images_by_id(version, [entry_id for entry_id, _ in entries])
+            check_wanted()
+            vectors = self.state.vectors
+            neighbours = vectors.nearest_images(
+                version, [row["vector"] for row in rows], search.datasets, settings.duplicate_neighbours + 1,
+                SearchBreadth(ef=settings.duplicate_search_ef, nprobe=settings.duplicate_search_ef)) if rows else []
+            copies = vectors.images_with_content(version, sorted({row["sha256"] for row in rows}),
+                                                 search.datasets) if rows else []
+        except MilvusException as error:
+            raise Transient(f"Milvus: {error}") from error
+        pairs: dict[str, str] = {}
+        same_content = defaultdict(list)
+        for copy in copies:
+            same_content[copy["sha256"]].append(copy)
+        for row, hits in zip(rows, neighbours):
+            for hit in hits:
+                if hit["id"] != row["id"] and hit["similarity"] >= search.threshold:
+                    _add_pair(pairs, row, hit, hit["similarity"])
+            for copy in same_content[row["sha256"]]:
+                if copy["id"] != row["id"]:
+                    _add_pair(pairs, row, copy, 1.0)
+        present = {row["id"] for row in rows}
+        return Results(outcomes=[(key, DONE if entry_id in present else SKIPPED, "", 0) for entry_id, key in entries],
+                       pairs=sorted(pairs.items()))
+
+
+def _add_pair(pairs: dict[str, str], a: dict, b: dict, similarity: float) -> None:
+    first, second = sorted([a, b], key=lambda e: (e["dataset"], e["key"]))
+    name = json.dumps([[first["dataset"], first["key"]], [second["dataset"], second["key"]]], ensure_ascii=False)
+    # Found from both ends, a pair keeps the higher of the two (equal but for rounding).
+    previous = json.loads(pairs[name])[0] if name in pairs else -1.0
+    if similarity > previous:
+        pairs[name] = json.dumps([round(min(similarity, 1.0), 6), first["sha256"], second["sha256"]])
+
+
+@dataclass(frozen=True)
+class Pair:
+    first: tuple[str, str]  # (dataset, key)
+    second: tuple[str, str]
+    similarity: float
+    hashes: tuple[str, str]
+
+
+def parse_pairs(stored: Iterable[tuple[bytes, bytes]]) -> Iterable[Pair]:
+    for name, value in stored:
+        (first, second), (similarity, hash_a, hash_b) = json.loads(name), json.loads(value)
+        yield Pair(tuple(first), tuple(second), similarity, (hash_a, hash_b))
+
+
+def group_pairs(pairs: Iterable[Pair]) -> list[indexer_pb2.DuplicateGroup]:
+    """Groups of duplicates, largest first, then the most similar.
+
+    Images with the same content are one node. Nodes are taken best connected first: each
+    not yet grouped starts a group with its ungrouped neighbours, so every image in a group
+    is a duplicate of its centre, and near duplicates do not chain distinct images into
+    one group (connected components would). A node whose neighbours were all grouped
+    before it joins the group of its most similar neighbour.
+    """
+    images: dict[str, set[tuple[str, str]]] = defaultdict(set)  # content hash -> its images
+    edges: dict[str, dict[str, float]] = defaultdict(dict)  # hash -> neighbour hash -> similarity
+    for pair in pairs:
+        (first, second), similarity = pair.hashes, pair.similarity
+        images[first].add(pair.first)
+        images[second].add(pair.second)
+        if first != second:
+            edges[first][second] = edges[second][first] = max(similarity, edges[first].get(second, 0.0))
+
+    def connections(node: str) -> tuple:
+        return -(len(edges[node]) + len(images[node]) - 1), -sum(edges[node].values()), min(images[node])
+
+    group_of: dict[str, int] = {}
+    members: list[list[str]] = []
+    joins: list[list[float]] = []  # the similarity each member joined its group by
+    leftovers = []
+    for node in sorted(images, key=connections):
+        if node in group_of:
+            continue
+        fresh = [n for n in edges[node] if n not in group_of]
+        if not fresh and len(images[node]) == 1:
+            leftovers.append(node)
+            continue
+        for n in (node, *fresh):
+            group_of[n] = len(members)
+        members.append([node, *fresh])
+        joins.append([edges[node][n] for n in fresh])
+    for node in leftovers:
+        nearest = max(edges[node], key=lambda n: (edges[node][n], n))
+        group = group_of[node] = group_of[nearest]
+        members[group].append(node)
+        joins[group].append(edges[node][nearest])
+    groups = []
+    for nodes, similarities in zip(members, joins):
+        copies = any(len(images[n]) > 1 for n in nodes)
+        similarities = similarities + [1.0] * copies
+        groups.append(indexer_pb2.DuplicateGroup(
+            images=[common_pb2.ObjectRef(dataset=d, key=k) for d, k in sorted(set().union(*(images[n] for n in nodes)))],
+            min_similarity=min(similarities), max_similarity=max(similarities), exact=len(nodes) == 1))
+    groups.sort(key=lambda g: (-len(g.images), -g.min_similarity, g.images[0].dataset, g.images[0].key))
+    return groups
+
+
+class GroupCache:
+    """Groups of finished jobs, built once: paging through them reads Redis once."""
+
+    def __init__(self, kept: int = _GROUPS_KEPT):
+        self.kept = kept
+        self._groups: OrderedDict[str, list[indexer_pb2.DuplicateGroup]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str, build: Callable[[], list[indexer_pb2.DuplicateGroup]]):
+        with self._lock:
+            if job_id in self._groups:
+                self._groups.move_to_end(job_id)
+                return self._groups[job_id]
+        groups = build()
+        with self._lock:
+            self._groups[job_id] = groups
+            while len(self._groups) > self.kept:
+                self._groups.popitem(last=False)
+        return groups
