@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates bench-suspects chaos images clean
 
 setup: $(STAMP)
 
@@ -78,6 +78,12 @@ chaos: setup
 ORIGINALS ?= 100
 bench-duplicates: setup
 	$(PYTHON) -m tests.bench.bench_duplicates --originals $(ORIGINALS) $(if $(SCALE),--scale $(SCALE))
+
+# Suspect labels on demo data with a known fraction relabelled (docs/duplicates.md).
+SUSPECT_IMAGES ?= 300
+SWAPPED ?= 0.1
+bench-suspects: setup
+	$(PYTHON) -m tests.bench.bench_suspects --images $(SUSPECT_IMAGES) --swapped $(SWAPPED)
 
 VECTORS ?= 100000
 bench-query: setup

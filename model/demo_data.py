@@ -185,6 +185,20 @@ def generate(out: Path, images: int, seed: int, quality: int = 90) -> dict:
     return coco
 
 
+def swap_labels(coco: dict, fraction: float, seed: int) -> list[dict]:
+    """Gives `fraction` of the annotations (chosen at random) another class, in place: a
+    dataset with known label errors. Returns the changed annotations."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(coco["annotations"]), size=round(len(coco["annotations"]) * fraction), replace=False)
+    category_ids = [c["id"] for c in coco["categories"]]
+    swapped = []
+    for index in sorted(chosen):
+        annotation = coco["annotations"][index]
+        annotation["category_id"] = int(rng.choice([c for c in category_ids if c != annotation["category_id"]]))
+        swapped.append(annotation)
+    return swapped
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m model.demo_data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -6,9 +6,11 @@ so search results mean something."""
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 import redis
 
@@ -107,3 +109,20 @@ def embedder_channel(stack):
 @pytest.fixture(scope="session")
 def embedder(embedder_channel):
     return embedder_pb2_grpc.EmbedderStub(embedder_channel)
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    """An HTTP client of the test stack's gateway."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{stack.settings.gateway_http_port}", timeout=120) as client:
+        yield client
+
+
+def wait_for_job(api: httpx.Client, job: dict, timeout_s: float = 240) -> dict:
+    """The job (as the HTTP API shows it) once it has ended."""
+    deadline = time.monotonic() + timeout_s
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.3)
+        job = api.get(f"/v1/jobs/{job['id']}", headers={"Authorization": f"Bearer {TEST_KEYS['reader'][0]}"}).json()
+    return job

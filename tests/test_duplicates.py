@@ -4,10 +4,8 @@ embedding, a leak between two datasets, a batch delivered twice, and clear error
 
 import io
 import json
-import time
 
 import grpc
-import httpx
 import pytest
 from PIL import Image
 
@@ -16,7 +14,7 @@ from services.common.genproto.vizsearch.v1 import gateway_pb2_grpc, indexer_pb2
 from services.common.storage import ObjectStore
 from services.indexer.duplicates import Pair, group_pairs
 from tests import imagegen
-from tests.conftest import TEST_KEYS
+from tests.conftest import TEST_KEYS, wait_for_job
 from vizsearch import cli
 
 READER = {"Authorization": f"Bearer {TEST_KEYS['reader'][0]}"}
@@ -70,21 +68,6 @@ def _jpeg(picture: Image.Image, **options) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def api(stack):
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.settings.gateway_http_port}", timeout=120) as client:
-        yield client
-
-
-def wait(api, job: dict) -> dict:
-    deadline = time.monotonic() + 240
-    while job["state"] in ("queued", "running"):
-        assert time.monotonic() < deadline, job
-        time.sleep(0.3)
-        job = api.get(f"/v1/jobs/{job['id']}", headers=READER).json()
-    return job
-
-
-@pytest.fixture(scope="module")
 def indexed(stack, api):
     """dup-train: eight distinct scenes, an exact copy of one under another key, and a
     re-encoded, resized copy of another; dup-test: an exact copy of a third (a leak)."""
@@ -98,7 +81,7 @@ def indexed(stack, api):
     for dataset, content in files.items():
         for key, data in content.items():
             store.put(dataset, key, data, "image/jpeg")
-        job = wait(api, api.post(f"/v1/datasets/{dataset}/scan", headers=WRITER).json())
+        job = wait_for_job(api, api.post(f"/v1/datasets/{dataset}/scan", headers=WRITER).json())
         assert (job["state"], job["done"]) == ("succeeded", len(content)), job
     return files
 
@@ -108,7 +91,7 @@ def run_job(api, body: dict) -> dict:
     assert reply.status_code == 202, reply.text
     job = reply.json()
     assert job["kind"] == "duplicates" and job["duplicates"]["datasets"][0] == TRAIN
-    return wait(api, job)
+    return wait_for_job(api, job)
 
 
 @pytest.mark.stack
@@ -155,14 +138,14 @@ def test_a_batch_delivered_twice_finds_the_same_pairs(stack, api, indexed):
                                embedder_url=f"127.0.0.1:{stack.settings.embedder_port}")
     state = IndexerState(settings)
     try:
-        version = state.jobs.duplicate_search(job["id"])[0]
-        entries = [entry for page in state.vectors.image_ids(version, TRAIN) for entry in page]
+        version = state.jobs.analysis(job["id"], indexer_pb2.DuplicateSearch)[0]
+        entries = [entry for page in state.vectors.entry_ids(version, "images", TRAIN) for entry in page]
         finder = DuplicateFinder(state)
         payload = json.dumps(entries)
-        first, again = (finder.compare(job["id"], payload, lambda: None) for _ in range(2))
-        assert first.pairs == again.pairs and first.outcomes == again.outcomes
-        stored = dict((k.decode(), v.decode()) for k, v in state.jobs.pairs(job["id"]))
-        assert dict(first.pairs) == stored, "the job's own batches stored exactly these pairs"
+        first, again = (finder.compare(job["id"], TRAIN, payload, lambda: None) for _ in range(2))
+        assert first.findings == again.findings and first.outcomes == again.outcomes
+        stored = dict((k.decode(), v.decode()) for k, v in state.jobs.findings(job["id"]))
+        assert dict(first.findings) == stored, "the job's own batches stored exactly these pairs"
     finally:
         state.close()
 

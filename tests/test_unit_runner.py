@@ -10,7 +10,7 @@ from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Ingestor, Written
-from services.indexer.jobs import DONE, EVENT, RECONCILE, SCAN
+from services.indexer.jobs import DONE, DUPLICATES, EVENT, RECONCILE, SCAN
 from services.indexer.state import IndexerState, Transient
 from services.indexer.unit_runner import LeaseKeeper, RedisAway, UnitRunner
 from services.indexer.work import SCAN_UNIT, Results, batch_units
@@ -26,8 +26,8 @@ class Harness:
         self.waits: list[float] = []
         keeper = LeaseKeeper(self.state.work, "test-worker", 1, self.settings.task_lease_s)
         dispatcher = Dispatcher(self.state, create_app(self.settings))
-        self.runner = UnitRunner(self.state, self.ingestor, DuplicateFinder(self.state), dispatcher, keeper,
-                                 sleep=self.waits.append)
+        self.runner = UnitRunner(self.state, self.ingestor, {DUPLICATES: DuplicateFinder(self.state)}, dispatcher,
+                                 keeper, sleep=self.waits.append)
 
     def job(self, units, kind=EVENT, total=0) -> str:
         job_id = self.state.jobs.create("ds", kind)

@@ -5,6 +5,7 @@ test stack's gateway, keys on. Each state tested is saved as a screenshot under
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,12 +417,49 @@ def test_the_duplicates_page_runs_a_job_and_shows_a_leak_side_by_side(page, stac
     expect(page.locator("#dup-status")).to_contain_text(re.compile(r"\d+ groups?, \d+ images"), timeout=120_000)
     group = page.locator(".dup-group").filter(has=page.locator("[data-dataset='webapp-copies']"))
     expect(group.locator(".similarity")).to_have_text("same file")
-    assert group.locator(".dup-image").evaluate_all("fs => fs.map(f => f.dataset.dataset + '/' + f.dataset.key)") == [
+    assert group.locator(".tile").evaluate_all("fs => fs.map(f => f.dataset.dataset + '/' + f.dataset.key)") == [
         f"{DATASET}/{copied}", f"webapp-copies/{Path(copied).name}"]
     expect(page.locator("#dup-status")).to_contain_text("against webapp-copies")
-    page.wait_for_function("() => [...document.querySelectorAll('.dup-image img')].every(i => i.complete && i.naturalWidth)")
+    page.wait_for_function("() => [...document.querySelectorAll('.tile img')].every(i => i.complete && i.naturalWidth)")
     screenshot(page, "15-duplicates")
-    group.locator(".dup-image a").first.click()
+    group.locator(".tile a").first.click()
     wait_for_results(page)
     assert json.loads(page.evaluate("new URLSearchParams(location.search).get('q')")) == [
         {"image": {"dataset": DATASET, "key": copied}, "weight": 1}]
+
+
+def test_the_suspect_labels_page_shows_each_suspect_beside_its_outvoting_neighbours(page, stack, dataset):
+    relabelled = "webapp-relabelled"
+    coco = json.loads((dataset.folder / "_annotations" / "instances.json").read_text())
+    swapped = demo_data.swap_labels(coco, 0.1, seed=5)
+    folder = dataset.folder.parent / "relabelled"
+    folder.mkdir(exist_ok=True)
+    shutil.copytree(dataset.folder / "images", folder / "images")
+    (folder / "_annotations").mkdir()
+    (folder / "_annotations" / "instances.json").write_text(json.dumps(coco))
+    with Client(gateway(stack), ADMIN_KEY) as client:
+        client.upload(folder, relabelled)
+        job = client.scan(relabelled)
+        while (job := client.job(job.id)).state in ("queued", "running"):
+            time.sleep(0.3)
+        assert job.state == "succeeded", job
+    with_key(page).goto("/?view=datasets")
+    page.locator(f".dataset[data-name='{relabelled}'] a:text('Suspect labels')").click()
+    expect(page.locator("#nav-suspects")).to_have_attribute("aria-current", "")
+    expect(page.locator("#sus-dataset")).to_have_value(relabelled)
+    page.click("#sus-start")
+    expect(page.locator("#sus-status")).to_contain_text(re.compile(r"\d+ suspects? among \d+ boxes"), timeout=120_000)
+    first = page.locator(".suspect").first
+    label, suggested = first.locator("b.label").inner_text(), first.locator("b.suggested").inner_text()
+    assert label != suggested
+    files = {image["id"]: image["file_name"] for image in coco["images"]}
+    assert first.get_attribute("data-key") in {files[a["image_id"]] for a in swapped}, "a swapped box leads"
+    voters = first.locator(".tile:not(.suspect-box .tile) figcaption").all_inner_texts()
+    assert voters and all(text.startswith(f"{suggested} ") for text in voters)
+    page.wait_for_function("() => [...document.querySelectorAll('.suspect .tile img')].slice(0, 12)"
+                           ".every(i => i.complete && i.naturalWidth)")
+    screenshot(page, "16-suspect-labels")
+    page.fill("#sus-label", label)
+    page.press("#sus-label", "Enter")
+    expect(page.locator("#sus-status")).to_contain_text(f"labelled {label}")
+    assert set(page.locator(".suspect").evaluate_all("ss => ss.map(s => s.dataset.label)")) == {label}

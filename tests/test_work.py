@@ -21,7 +21,7 @@ def jobs(fresh_redis):
 
 
 def commit_keys(jobs: JobStore, job_id: str) -> CommitKeys:
-    return CommitKeys(*jobs.record_keys(job_id), manifest="m:ds", failing="f:ds", pairs=jobs.pairs_key(job_id))
+    return CommitKeys(*jobs.record_keys(job_id), manifest="m:ds", failing="f:ds", findings=jobs.findings_key(job_id))
 
 
 def test_units_are_handed_out_round_robin_within_the_window(ledger):
@@ -35,7 +35,7 @@ def test_units_are_handed_out_round_robin_within_the_window(ledger):
     for job, unit in first[:2]:
         status, payload = ledger.claim(job, unit, "t")
         assert status == Claim.CLAIMED and batch_keys(payload)
-        ledger.commit(job, unit, "t", CommitKeys("j", "d", "s", "f", "p", "m", "x", "pairs"), Results())
+        ledger.commit(job, unit, "t", CommitKeys("j", "d", "s", "f", "p", "m", "x", "findings"), Results())
     assert [job for job, _ in ledger.take(window=4)] == ["new", "big"], "a new job is served first"
 
 

@@ -5,7 +5,8 @@
     vizsearch search --image photo.jpg [--box x1,y1,x2,y2]
     vizsearch ingest FOLDER --dataset NAME    upload a folder (only what changed) and follow its indexing
     vizsearch datasets | jobs [--dataset D] | job ID | scan NAME | delete NAME
-    vizsearch duplicates NAME [--against OTHER] [--threshold 0.95]   find duplicate images, show the groups
+    vizsearch duplicates NAME [--against OTHER] [--threshold 0.9]   find duplicate images, show the groups
+    vizsearch suspects NAME [--show]          annotated boxes whose neighbours agree on another label
     vizsearch download DATASET KEY [-o FILE] | open DATASET KEY
     vizsearch completion bash|zsh             shell completion (source its output)
 
@@ -232,35 +233,64 @@ def cmd_scan(args, client) -> int:
     return exit_status(job) if args.wait else 0
 
 
-def cmd_duplicates(args, client) -> int:
-    """Starts a duplicates job and shows its groups when it ends (--show: the latest job's, now)."""
-    if args.show:
-        found = client.duplicates(args.dataset, args.job or "", args.limit, args.offset)
-    else:
-        job = follow(client, client.find_duplicates(args.dataset, args.against or [], args.threshold).id,
-                     unit="img", desc="compare")
-        found = client.duplicates(args.dataset, job.id, args.limit, args.offset)
+def _analysis(args, client, start: Callable, read: Callable, unit: str):
+    """An analysis job's results: a new job started with start(), followed to its end, or with
+    --show the latest (or --job) as it stands. Returns the reply, or an exit status when
+    there is nothing more to print."""
+    job_id = args.job or "" if args.show else follow(client, start().id, unit=unit, desc="compare").id
+    found = read(job_id)
     if args.json:
         emit(args, found)
         return exit_status(found.job) if found.job.state in FINISHED else 0
     job = found.job
     if job.state not in FINISHED:
         handled = job.done + job.skipped + job.failed
-        print(f"job {job.id}: {job.state}, {handled}/{job.total} images compared: vizsearch job {job.id} --wait")
+        print(f"job {job.id}: {job.state}, {handled}/{job.total} compared: vizsearch job {job.id} --wait")
         return 0
     if job.state == "failed":
         return report(job)
-    threshold = job.duplicates.threshold if job.duplicates else 0
+    return found
+
+
+def _more(shown: int, total: int, offset: int) -> None:
+    if offset + shown < total:
+        print(f"... {total - offset - shown} more: --show --offset {offset + shown}")
+
+
+def cmd_duplicates(args, client) -> int:
+    """Starts a duplicates job and shows its groups when it ends (--show: the latest job's, now)."""
+    found = _analysis(args, client, lambda: client.find_duplicates(args.dataset, args.against or [], args.threshold),
+                      lambda job_id: client.duplicates(args.dataset, job_id, args.limit, args.offset), "img")
+    if isinstance(found, int):
+        return found
+    job = found.job
     print(f"job {job.id}: {found.total_groups} groups, {found.duplicate_images} images "
-          f"(threshold {threshold:.3f}, against {', '.join(job.duplicates.datasets[1:]) or 'itself'})")
+          f"(threshold {job.duplicates.threshold:.3f}, against {', '.join(job.duplicates.datasets[1:]) or 'itself'})")
     for number, group in enumerate(found.groups, start=args.offset + 1):
         kind = "exact" if group.exact else f"{group.min_similarity:.3f}-{group.max_similarity:.3f}"
         print(f"{number:5d}. {len(group.images)} images, {kind}")
         for image in group.images:
             print(f"       {image.dataset}/{image.key}")
-    if args.offset + len(found.groups) < found.total_groups:
-        print(f"... {found.total_groups - args.offset - len(found.groups)} more: --show --offset "
-              f"{args.offset + len(found.groups)}")
+    _more(len(found.groups), found.total_groups, args.offset)
+    return exit_status(job)
+
+
+def cmd_suspects(args, client) -> int:
+    """Starts a suspect-labels job and lists its suspects when it ends (--show: the latest job's, now)."""
+    found = _analysis(args, client, lambda: client.find_suspects(args.dataset, args.neighbours, args.min_agreement),
+                      lambda job_id: client.suspects(args.dataset, job_id, args.label or "", args.limit, args.offset),
+                      "box")
+    if isinstance(found, int):
+        return found
+    job = found.job
+    print(f"job {job.id}: {found.total_suspects} suspects among {job.total} boxes "
+          f"({job.suspects.neighbours} neighbours vote, {job.suspects.min_agreement:.2f} of the votes needed)")
+    print(f"{'#':>5} {'agreement':>9}  {'label':16} {'suggested':16} key, box")
+    for number, suspect in enumerate(found.suspects, start=args.offset + 1):
+        box = ",".join(f"{v:.0f}" for v in suspect.box)
+        print(f"{number:5d} {suspect.agreement:9.3f}  {suspect.label:16} {suspect.suggested_label:16} "
+              f"{suspect.key} [{box}]")
+    _more(len(found.suspects), found.total_suspects, args.offset)
     return exit_status(job)
 
 
@@ -327,7 +357,7 @@ def cmd_logout(args, client) -> int:
 
 COMMANDS: dict[str, Callable] = {
     "search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs, "job": cmd_job,
-    "scan": cmd_scan, "duplicates": cmd_duplicates, "delete": cmd_delete, "download": cmd_download, "open": cmd_open,
+    "scan": cmd_scan, "duplicates": cmd_duplicates, "suspects": cmd_suspects, "delete": cmd_delete, "download": cmd_download, "open": cmd_open,
     "login": cmd_login, "logout": cmd_logout,
 }
 
@@ -408,6 +438,17 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--job", help="with --show: this duplicates job")
     duplicates.add_argument("--limit", type=int, default=50, help="groups shown")
     duplicates.add_argument("--offset", type=int, default=0, help="groups to skip (paging)")
+    suspects = command("suspects", "find annotated boxes whose neighbours agree on another label (write role)")
+    suspects.add_argument("dataset")
+    suspects.add_argument("--neighbours", type=int, help="boxes that vote on each label (default: the indexer's)")
+    suspects.add_argument("--min-agreement", type=float,
+                          help="share of the votes another label needs (default: the indexer's)")
+    suspects.add_argument("--show", action="store_true",
+                          help="show the latest job's suspects (or --job's) instead of starting a job")
+    suspects.add_argument("--job", help="with --show: this suspect-labels job")
+    suspects.add_argument("--label", help="only boxes labelled this")
+    suspects.add_argument("--limit", type=int, default=50, help="suspects shown")
+    suspects.add_argument("--offset", type=int, default=0, help="suspects to skip (paging)")
     delete = command("delete", "delete a dataset's vectors and records; the stored images stay (admin role)")
     delete.add_argument("dataset")
     delete.add_argument("--yes", action="store_true", help="do not ask")

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from vizsearch.models import (Dataset, DatasetList, Deleted, Duplicates, Embeddings, Job, JobList, ModelInfo,
-                              SearchResponse)
+                              SearchResponse, Suspects)
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,12 @@ class Client:
     def job(self, job_id: str) -> Job:
         return Job.model_validate(self._call("GET", f"/v1/jobs/{job_id}"))
 
+    def wait(self, job_id: str, poll_s: float = 0.5) -> Job:
+        """The job once it has ended (succeeded, completed with failures, or failed)."""
+        while (job := self.job(job_id)).state in ("queued", "running"):
+            time.sleep(poll_s)
+        return job
+
     def jobs(self, dataset: str = "", limit: int = 50) -> list[Job]:
         return JobList.model_validate(self._call("GET", "/v1/jobs", params={"dataset": dataset, "limit": limit})).jobs
 
@@ -160,6 +166,19 @@ class Client:
         params = {"limit": limit, "offset": offset, **({"job": job_id} if job_id else {})}
         return Duplicates.model_validate(
             self._call("GET", f"/v1/datasets/{quote(dataset, safe='')}/duplicates", params=params))
+
+    def find_suspects(self, dataset: str, neighbours: int | None = None, min_agreement: float | None = None) -> Job:
+        """Starts a job that finds annotated boxes whose neighbours agree on another label (write role)."""
+        body = {name: value for name, value in (("neighbours", neighbours), ("min_agreement", min_agreement))
+                if value is not None}
+        return Job.model_validate(self._call("POST", f"/v1/datasets/{quote(dataset, safe='')}/suspects", json=body))
+
+    def suspects(self, dataset: str, job_id: str = "", label: str = "", limit: int = 50, offset: int = 0) -> Suspects:
+        """The dataset's latest (or the named) suspect-labels job, with a page of its suspects once it ended."""
+        params = {"limit": limit, "offset": offset, **({"job": job_id} if job_id else {}),
+                  **({"label": label} if label else {})}
+        return Suspects.model_validate(
+            self._call("GET", f"/v1/datasets/{quote(dataset, safe='')}/suspects", params=params))
 
     def upload(self, folder: str | Path, dataset: str, threads: int = 8,
                include: Callable[[str], bool] = lambda key: True,

@@ -145,6 +145,13 @@ class DuplicateSearch(BaseModel):
     threshold: float = Field(description="cosine similarity from which two images are near duplicates")
 
 
+class SuspectSearch(BaseModel):
+    """How a suspect-labels job votes."""
+
+    neighbours: int = Field(description="nearest annotated boxes that vote on each box's label")
+    min_agreement: float = Field(description="share of the weighted votes another label needs to make a suspect")
+
+
 class Job(BaseModel):
     id: str
     dataset: str
@@ -165,6 +172,7 @@ class Job(BaseModel):
     started_at: datetime | None = Field(None, description="when the first worker took part of it")
     finished_at: datetime | None = None
     duplicates: DuplicateSearch | None = Field(None, description="of a duplicates job: what it compares")
+    suspects: SuspectSearch | None = Field(None, description="of a suspect-labels job: how it votes")
 
 
 class JobList(BaseModel):
@@ -203,6 +211,38 @@ class DuplicateGroup(BaseModel):
     min_similarity: float = Field(description="the lowest similarity by which an image joined the group (1: a copy)")
     max_similarity: float
     exact: bool = Field(description="every image has the same content (SHA-256)")
+
+
+class SuspectsBody(BaseModel):
+    neighbours: int | None = Field(None, ge=1, le=1000, description="default: the indexer's "
+                                                                    "VIZSEARCH_SUSPECT_NEIGHBOURS")
+    min_agreement: float | None = Field(None, gt=0, le=1, description="default: the indexer's "
+                                                                      "VIZSEARCH_SUSPECT_MIN_AGREEMENT")
+
+
+class SuspectNeighbour(BaseModel):
+    key: str
+    url: str
+    box: Box
+    label: str
+    similarity: float
+
+
+class SuspectLabel(BaseModel):
+    dataset: str
+    key: str
+    url: str
+    box: Box
+    label: str
+    suggested_label: str = Field(description="the label its neighbours agree on")
+    agreement: float = Field(description="the share of the neighbours' similarity-weighted votes for suggested_label")
+    neighbours: list[SuspectNeighbour] = Field(description="those that voted for suggested_label, most similar first")
+
+
+class Suspects(BaseModel):
+    job: Job
+    suspects: list[SuspectLabel] = Field(description="most certain first; none until the job ends")
+    total_suspects: int
 
 
 class Duplicates(BaseModel):

@@ -26,6 +26,7 @@ from pymilvus import AsyncMilvusClient, DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from services.common.config import ENV_PREFIX
+from services.common.wire import GROUND_TRUTH
 from vizsearch.models import RESULT_WINDOW
 
 logger = logging.getLogger(__name__)
@@ -211,6 +212,12 @@ def _prefix(prefix: str) -> str:
     return f"key >= {quote(prefix)} and key < {quote(prefix[:-1] + successor)}"
 
 
+def _scope(datasets: Sequence[str], annotated_only: bool) -> str:
+    """Entries of these datasets; with annotated_only, only ground-truth boxes."""
+    expression = f"dataset in {quote_list(datasets)}"
+    return f"{expression} and source == {quote(GROUND_TRUTH)}" if annotated_only else expression
+
+
 def box_near(dataset: str, key: str, box: Sequence[float], tolerance: float = 0.01) -> str:
     """The object entries of one image whose box corners are within `tolerance` pixels of `box`."""
     near = " and ".join(f"{field} >= {float(value) - tolerance!r} and {field} <= {float(value) + tolerance!r}"
@@ -391,10 +398,12 @@ class VectorStore:
         )
         return int(rows[0]["count(*)"]) if rows else 0
 
-    def image_ids(self, model_version: str, dataset: str, page: int = 1000) -> Iterator[list[tuple[str, str]]]:
-        """The (id, key) of every image entry of a dataset, a page at a time."""
+    def entry_ids(self, model_version: str, level: str, dataset: str, annotated_only: bool = False,
+                  page: int = 1000) -> Iterator[list[tuple[str, str]]]:
+        """The (id, key) of a dataset's entries at a level (with annotated_only, its ground-truth
+        boxes), a page at a time."""
         pages = self.client.query_iterator(
-            self.collection("images", model_version), batch_size=page, filter=f"dataset == {quote(dataset)}",
+            self.collection(level, model_version), batch_size=page, filter=_scope([dataset], annotated_only),
             output_fields=["key"], consistency_level="Strong")
         try:
             while rows := pages.next():
@@ -402,23 +411,23 @@ class VectorStore:
         finally:
             pages.close()
 
-    def images_by_id(self, model_version: str, ids: Sequence[str]) -> list[dict]:
-        """The image entries with these ids (those still there): id, dataset, key, sha256, vector."""
+    def entries_by_id(self, model_version: str, level: str, ids: Sequence[str], fields: Sequence[str]) -> list[dict]:
+        """The entries with these ids that are still there, with these fields."""
         return self.client.query(
-            self.collection("images", model_version), filter=f"id in {quote_list(ids)}",
-            output_fields=["dataset", "key", "sha256", "vector"], consistency_level="Strong", limit=len(ids))
+            self.collection(level, model_version), filter=f"id in {quote_list(ids)}", output_fields=list(fields),
+            consistency_level="Strong", limit=len(ids))
 
-    def nearest_images(self, model_version: str, vectors: Sequence[Sequence[float]], datasets: Sequence[str],
-                       limit: int, breadth: SearchBreadth) -> list[list[dict]]:
-        """For each vector, its nearest image entries in these datasets, best first, in one batched
-        search: each hit's id, dataset, key, sha256 and similarity."""
-        name = self.collection("images", model_version)
+    def nearest(self, model_version: str, level: str, vectors: Sequence[Sequence[float]], limit: int,
+                breadth: SearchBreadth, datasets: Sequence[str], fields: Sequence[str],
+                annotated_only: bool = False) -> list[list[dict]]:
+        """For each vector, its nearest entries in these datasets (with annotated_only, ground-truth
+        boxes only), best first, in one batched search: each hit's fields, id and similarity."""
+        name = self.collection(level, model_version)
         if name not in self._index_types:
             self._index_types[name] = self.client.describe_index(name, "vector").get("index_type", "HNSW")
         hits = self.client.search(
-            name, data=[list(map(float, v)) for v in vectors], limit=limit,
-            filter=f"dataset in {quote_list(datasets)}", output_fields=["dataset", "key", "sha256"],
-            consistency_level="Strong",
+            name, data=[list(map(float, v)) for v in vectors], limit=limit, filter=_scope(datasets, annotated_only),
+            output_fields=list(fields), consistency_level="Strong",
             search_params={"metric_type": "COSINE", "params": breadth.params(self._index_types[name], limit)})
         return [[{**hit["entity"], "id": hit["id"], "similarity": float(hit["distance"])} for hit in per_vector]
                 for per_vector in hits]

@@ -458,6 +458,17 @@ class Gateway:
             raise GatewayError(404, f"no duplicates job of dataset {request.dataset!r} that this key may read")
         return reply
 
+    async def find_suspects(self, principal: Principal, request: indexer_pb2.FindSuspectLabelsRequest
+                            ) -> indexer_pb2.Job:
+        self._check(principal.require, "write")
+        self._check(principal.check_dataset, request.dataset)
+        return await self._call("indexer", self.backends.indexer.FindSuspectLabels, request)
+
+    async def suspects(self, principal: Principal, request: indexer_pb2.GetSuspectLabelsRequest
+                       ) -> indexer_pb2.GetSuspectLabelsResponse:
+        self._check(principal.check_dataset, request.dataset)
+        return await self._call("indexer", self.backends.indexer.GetSuspectLabels, request)
+
     async def delete_dataset(self, principal: Principal, name: str) -> indexer_pb2.DeleteDatasetResponse:
         self._check(principal.require, "admin")
         self._check(principal.check_dataset, name)

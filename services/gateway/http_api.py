@@ -33,8 +33,9 @@ from vizsearch.export import FORMATS, export
 from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates, DuplicatesBody,
                               DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure, FilesCheck,
                               FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
-                              Query, SearchBody, SearchResponse, SearchResult, ThumbnailItem, Thumbnails,
-                              ThumbnailsBody, UploadedFile)
+                              Query, SearchBody, SearchResponse, SearchResult, SuspectLabel, SuspectNeighbour,
+                              Suspects, SuspectsBody, SuspectSearch, ThumbnailItem, Thumbnails, ThumbnailsBody,
+                              UploadedFile)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
@@ -117,6 +118,8 @@ def job(j: indexer_pb2.Job) -> Job:
                eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version,
                duplicates=DuplicateSearch(datasets=list(j.duplicates.datasets), threshold=round(j.duplicates.threshold, 6))
                if j.HasField("duplicates") else None,
+               suspects=SuspectSearch(neighbours=j.suspects.neighbours, min_agreement=round(j.suspects.min_agreement, 6))
+               if j.HasField("suspects") else None,
                **{field: getattr(j, field).ToDatetime(tzinfo=timezone.utc)
                   for field in ("created_at", "started_at", "finished_at") if j.HasField(field)})
 
@@ -142,6 +145,21 @@ def thumbnail_item(thumbnail: Thumbnail | GatewayError) -> ThumbnailItem:
 def dataset(d: indexer_pb2.Dataset) -> Dataset:
     return Dataset(name=d.name, images=d.images, objects=d.objects, failed=d.failed,
                    box_margin=d.config.box_margin, last_job=job(d.last_job) if d.HasField("last_job") else None)
+
+
+def _corners(box: common_pb2.Box) -> list[float]:
+    return [box.x1, box.y1, box.x2, box.y2]
+
+
+def suspects(reply: indexer_pb2.GetSuspectLabelsResponse, base_url: str) -> Suspects:
+    dataset = reply.job.dataset
+    return Suspects(job=job(reply.job), total_suspects=reply.total_suspects, suspects=[
+        SuspectLabel(dataset=dataset, key=s.key, url=image_url(base_url, dataset, s.key), box=_corners(s.box),
+                     label=s.label, suggested_label=s.suggested_label, agreement=round(s.agreement, 6),
+                     neighbours=[SuspectNeighbour(key=n.key, url=image_url(base_url, dataset, n.key), box=_corners(n.box),
+                                                  label=n.label, similarity=round(n.similarity, 6))
+                                 for n in s.neighbours])
+        for s in reply.suspects])
 
 
 # -- the app ---------------------------------------------------------------
@@ -371,6 +389,30 @@ def create_app(gateway: Gateway) -> FastAPI:
         reply = await gateway.duplicates(principal, indexer_pb2.GetDuplicatesRequest(
             dataset=name, job_id=job_id, limit=limit, offset=offset))
         return duplicates(reply, str(request.base_url))
+
+    @api.post("/v1/datasets/{name}/suspects", response_model=Job, status_code=202)
+    async def find_suspects(name: str, principal: Caller, body: SuspectsBody | None = None):
+        """Starts a job that finds the dataset's annotated boxes whose nearest annotated boxes
+        agree on another label (write role)."""
+        body = body or SuspectsBody()
+        request = indexer_pb2.FindSuspectLabelsRequest(dataset=name)
+        if body.neighbours is not None:
+            request.neighbours = body.neighbours
+        if body.min_agreement is not None:
+            request.min_agreement = body.min_agreement
+        return job(await gateway.find_suspects(principal, request))
+
+    @api.get("/v1/datasets/{name}/suspects", response_model=Suspects)
+    async def get_suspects(name: str, request: Request, principal: Caller, job_id: Annotated[str, QueryParameter(
+                               alias="job", description="a suspect-labels job of the dataset; default: its latest")] = "",
+                           label: Annotated[str, QueryParameter(description="only boxes labelled this")] = "",
+                           limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+                           offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0):
+        """The latest (or the named) suspect-labels job and, once it has finished, a page of its
+        suspects, most certain first."""
+        reply = await gateway.suspects(principal, indexer_pb2.GetSuspectLabelsRequest(
+            dataset=name, job_id=job_id, label=label, limit=limit, offset=offset))
+        return suspects(reply, str(request.base_url))
 
     @api.delete("/v1/datasets/{name}", response_model=Deleted)
     async def delete_dataset(name: str, principal: Caller):

@@ -83,6 +83,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         return await self.gateway.duplicates(principal, request)
 
     @_unary
+    async def FindSuspectLabels(self, principal, request):
+        return await self.gateway.find_suspects(principal, request)
+
+    @_unary
+    async def GetSuspectLabels(self, principal, request):
+        return await self.gateway.suspects(principal, request)
+
+    @_unary
     async def GetThumbnails(self, principal, request):
         items = [(i.ref.dataset, i.ref.key, i.size or DEFAULT_THUMBNAIL,
                   images.Box(i.box.x1, i.box.y1, i.box.x2, i.box.y2) if i.HasField("box") else None, i.format or "webp")

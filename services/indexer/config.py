@@ -79,9 +79,19 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
         16, ge=1, le=1024, description="Nearest images a duplicates job looks at per image (exact copies are found "
         "by content hash, however many): a larger group is still found whole through its members' neighbours.",
     )
-    duplicate_search_ef: int = Field(
-        128, ge=1, le=4096, description="HNSW candidate list of a duplicates job's searches (at least the neighbours).",
+    suspect_neighbours: int = Field(
+        10, ge=1, le=1024, description="Nearest annotated boxes that vote on a box's label in a suspect-labels job, "
+        "unless the job names its own.",
     )
-    duplicate_batch_size: int = Field(
-        256, ge=1, le=4096, description="Images per duplicates task: one batched search and one hash lookup each.",
+    suspect_min_agreement: float = Field(
+        0.5, gt=0, le=1, description="Share of the similarity-weighted votes another label needs (beside more than "
+        "the box's own) to make a box a suspect, unless the job names its own.",
+    )
+    analysis_search_ef: int = Field(
+        128, ge=1, le=4096, description="HNSW candidate list of the searches of duplicates and suspect-labels jobs "
+        "(at least the neighbours they look at).",
+    )
+    analysis_batch_size: int = Field(
+        256, ge=1, le=4096, description="Entries per task of a duplicates or suspect-labels job: one batched search "
+        "each.",
     )

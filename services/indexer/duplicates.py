@@ -1,35 +1,27 @@
-"""Duplicate images, found through the vector index as a job like any ingestion.
+"""Duplicate images: a job that compares every image of its dataset with the images of
+the datasets it names (its own first), run as analysis.py describes.
 
-A duplicates job compares every image of its dataset with the images of the datasets
-it names (its own first). Its plan unit pages through the dataset's image entries
-and plans batches of them; each batch reads its vectors, finds their nearest images
-(one batched search) and their exact copies (by SHA-256, however many), and commits
-the pairs at or above the threshold with its images' outcomes. Memory and cost are a
-batch's, and grow linearly with the dataset. A pair is stored under its two images in
-order, so a batch delivered twice writes the same pairs again.
-
-Groups are built from the pairs when they are first read (see group_pairs).
+Each batch reads its images' vectors, finds their nearest images (one batched search)
+and their exact copies (by SHA-256, however many), and finds the pairs at or above the
+threshold; a pair is named by its two images in order. Memory and cost are a batch's,
+and grow linearly with the dataset. Groups are built from the pairs (group_pairs).
 """
 
 import json
-import logging
-import threading
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from pymilvus.exceptions import MilvusException
 
 from services.common.genproto.vizsearch.v1 import common_pb2, indexer_pb2
-from services.common.vectors import SearchBreadth, is_missing_collection
-from services.indexer.ingest import chunks
-from services.indexer.jobs import DONE, SKIPPED
+from services.common.vectors import SearchBreadth
+from services.indexer.analysis import batch_entries, plan_batches
+from services.indexer.jobs import DONE, DUPLICATES, SKIPPED
 from services.indexer.state import IndexerState, Transient
-from services.indexer.work import DUPLICATES_BATCH_PREFIX, Results, batch_units
+from services.indexer.work import Results
 
-logger = logging.getLogger(__name__)
-# Finished jobs whose groups the indexer keeps built (their pairs never change).
-_GROUPS_KEPT = 8
+_FIELDS = ["dataset", "key", "sha256"]
 
 
 class DuplicateFinder:
@@ -41,37 +33,24 @@ class DuplicateFinder:
         self.jobs = state.jobs
 
     def plan(self, job_id: str, dataset: str) -> Results | None:
-        """The job's batches of (id, key) image entries; None if the job was forgotten."""
-        version = self.state.model().version
-        if not self.jobs.start(job_id, version):
-            return None
-        entries: list[tuple[str, str]] = []
-        try:
-            for page in self.state.vectors.image_ids(version, dataset):
-                entries += page
-        except MilvusException as error:
-            if not is_missing_collection(error):  # missing: nothing indexed under this model yet
-                raise Transient(f"Milvus: {error}") from error
-        logger.info("planned duplicates of %s: %d images", dataset, len(entries))
-        return Results(plan=(len(entries), 0), units=batch_units(
-            chunks(entries, self.settings.duplicate_batch_size), prefix=DUPLICATES_BATCH_PREFIX))
+        return plan_batches(self.state, job_id, dataset, DUPLICATES, "images")
 
-    def compare(self, job_id: str, payload: str, check_wanted: Callable[[], None]) -> Results:
+    def compare(self, job_id: str, dataset: str, payload: str, check_wanted: Callable[[], None]) -> Results:
         """The pairs a batch of the job's images is in, and each image's outcome (skipped:
         removed from the index since the plan)."""
-        entries = json.loads(payload)
-        found = self.jobs.duplicate_search(job_id)
+        entries = batch_entries(payload)
+        found = self.jobs.analysis(job_id, indexer_pb2.DuplicateSearch)
         if found is None:
             return Results()  # forgotten: the commit finds the unit cancelled
         version, search = found
-        settings = self.settings
+        settings, vectors = self.settings, self.state.vectors
         try:
-            rows = self.state.vectors.images_by_id(version, [entry_id for entry_id, _ in entries])
+            rows = vectors.entries_by_id(version, "images", [entry_id for entry_id, _ in entries], [*_FIELDS, "vector"])
             check_wanted()
-            vectors = self.state.vectors
-            neighbours = vectors.nearest_images(
-                version, [row["vector"] for row in rows], search.datasets, settings.duplicate_neighbours + 1,
-                SearchBreadth(ef=settings.duplicate_search_ef, nprobe=settings.duplicate_search_ef)) if rows else []
+            neighbours = vectors.nearest(
+                version, "images", [row["vector"] for row in rows], settings.duplicate_neighbours + 1,
+                SearchBreadth(ef=settings.analysis_search_ef, nprobe=settings.analysis_search_ef), search.datasets,
+                _FIELDS) if rows else []
             copies = vectors.images_with_content(version, sorted({row["sha256"] for row in rows}),
                                                  search.datasets) if rows else []
         except MilvusException as error:
@@ -89,7 +68,7 @@ class DuplicateFinder:
                     _add_pair(pairs, row, copy, 1.0)
         present = {row["id"] for row in rows}
         return Results(outcomes=[(key, DONE if entry_id in present else SKIPPED, "", 0) for entry_id, key in entries],
-                       pairs=sorted(pairs.items()))
+                       findings=sorted(pairs.items()))
 
 
 def _add_pair(pairs: dict[str, str], a: dict, b: dict, similarity: float) -> None:
@@ -165,24 +144,3 @@ def group_pairs(pairs: Iterable[Pair]) -> list[indexer_pb2.DuplicateGroup]:
             min_similarity=min(similarities), max_similarity=max(similarities), exact=len(nodes) == 1))
     groups.sort(key=lambda g: (-len(g.images), -g.min_similarity, g.images[0].dataset, g.images[0].key))
     return groups
-
-
-class GroupCache:
-    """Groups of finished jobs, built once: paging through them reads Redis once."""
-
-    def __init__(self, kept: int = _GROUPS_KEPT):
-        self.kept = kept
-        self._groups: OrderedDict[str, list[indexer_pb2.DuplicateGroup]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, job_id: str, build: Callable[[], list[indexer_pb2.DuplicateGroup]]):
-        with self._lock:
-            if job_id in self._groups:
-                self._groups.move_to_end(job_id)
-                return self._groups[job_id]
-        groups = build()
-        with self._lock:
-            self._groups[job_id] = groups
-            while len(self._groups) > self.kept:
-                self._groups.popitem(last=False)
-        return groups

@@ -18,10 +18,12 @@ from services.indexer.catalog import DatasetConfig
 from vizsearch.names import check_dataset_name
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.events import DatasetChanges
-from services.indexer.duplicates import GroupCache, group_pairs, parse_pairs
-from services.indexer.jobs import DUPLICATES, EVENT, RECONCILE, SCAN
+from services.indexer.analysis import ResultCache, plan_unit
+from services.indexer.duplicates import group_pairs, parse_pairs
+from services.indexer.jobs import DUPLICATES, EVENT, RECONCILE, SCAN, SUSPECTS
 from services.indexer.state import IndexerState, Transient
-from services.indexer.work import DUPLICATES_PLAN_UNIT, SCAN_UNIT, batch_units
+from services.indexer.suspects import rank_suspects
+from services.indexer.work import SCAN_UNIT, batch_units
 from services.indexer.ingest import chunks
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,7 @@ logger = logging.getLogger(__name__)
 # entries; the reconciler deletes a dataset's entries again for this long after.
 _DELETED_WATCH_S = 600.0
 RESERVED_PREFIXES = (".", "_")
-MAX_DUPLICATE_GROUPS = 1000
+MAX_RESULTS_PAGE = 1000
 
 
 class UnknownDataset(LookupError):
@@ -44,7 +46,7 @@ class Indexer:
         self.jobs = state.jobs
         self.settings = state.settings
         self._ignored_prefixes: set[str] = set()  # warned about once
-        self._duplicate_groups = GroupCache()
+        self._analysis_results = ResultCache()
 
     # -- datasets --------------------------------------------------------
     def create(self, name: str, box_margin: float | None) -> indexer_pb2.Dataset:
@@ -165,45 +167,82 @@ class Indexer:
     def job(self, job_id: str) -> indexer_pb2.Job | None:
         return self.jobs.get(job_id)
 
-    # -- duplicates --------------------------------------------------------
+    # -- analysis jobs: duplicates, suspect labels ----------------------------
     def find_duplicates(self, name: str, against: list[str], threshold: float | None) -> indexer_pb2.Job:
         """Starts a duplicates job: the dataset's images against its own and `against`'s."""
         for dataset in (name, *against):
-            check_dataset_name(dataset)
-            if not self.catalog.exists(dataset):
-                raise UnknownDataset(f"no dataset {dataset!r}")
+            self._check_exists(dataset)
         if threshold is None:
             threshold = self.settings.duplicate_threshold
         elif not 0 < threshold <= 1:
             raise ValueError(f"threshold is {threshold}: give a cosine similarity above 0 and at most 1")
         datasets = [name, *sorted(set(against) - {name})]
-        job_id = self.jobs.create(name, DUPLICATES,
-                                  duplicates=indexer_pb2.DuplicateSearch(datasets=datasets, threshold=threshold))
-        self.state.work.add(job_id, [(DUPLICATES_PLAN_UNIT, "")])
-        self.dispatcher.dispatch()
-        return self.jobs.get(job_id)
+        return self._start_analysis(name, DUPLICATES, indexer_pb2.DuplicateSearch(datasets=datasets,
+                                                                                  threshold=threshold))
 
     def duplicates(self, name: str, job_id: str = "", limit: int = 50,
                    offset: int = 0) -> indexer_pb2.GetDuplicatesResponse:
         """A duplicates job (the dataset's latest if none is named) and, once it has finished,
         a page of the groups it found."""
-        if not 0 <= limit <= MAX_DUPLICATE_GROUPS or offset < 0:
-            raise ValueError(f"limit is {limit} and offset {offset}: give a limit of 1 to {MAX_DUPLICATE_GROUPS} "
-                             "(0 for 50) and an offset of 0 or more")
+        job, groups = self._analysis_results_of(name, DUPLICATES, job_id, limit, offset,
+                                                lambda found: group_pairs(parse_pairs(found)))
+        reply = indexer_pb2.GetDuplicatesResponse(job=job)
+        if groups is not None:
+            reply.groups.extend(groups[offset:offset + (limit or 50)])
+            reply.total_groups = len(groups)
+            reply.duplicate_images = sum(len(g.images) for g in groups)
+        return reply
+
+    def find_suspects(self, name: str, neighbours: int | None, min_agreement: float | None) -> indexer_pb2.Job:
+        """Starts a suspect-labels job over the dataset's annotated boxes."""
+        self._check_exists(name)
+        neighbours = self.settings.suspect_neighbours if neighbours is None else neighbours
+        min_agreement = self.settings.suspect_min_agreement if min_agreement is None else min_agreement
+        if not 1 <= neighbours <= 1000:
+            raise ValueError(f"neighbours is {neighbours}: give 1 to 1000")
+        if not 0 < min_agreement <= 1:
+            raise ValueError(f"min_agreement is {min_agreement}: give a share above 0 and at most 1")
+        return self._start_analysis(name, SUSPECTS, indexer_pb2.SuspectSearch(neighbours=neighbours,
+                                                                              min_agreement=min_agreement))
+
+    def suspects(self, name: str, job_id: str = "", limit: int = 50, offset: int = 0,
+                 label: str = "") -> indexer_pb2.GetSuspectLabelsResponse:
+        """A suspect-labels job (the dataset's latest if none is named) and, once it has
+        finished, a page of its suspects (only those labelled `label`, if given)."""
+        job, ranked = self._analysis_results_of(name, SUSPECTS, job_id, limit, offset, rank_suspects)
+        reply = indexer_pb2.GetSuspectLabelsResponse(job=job)
+        if ranked is not None:
+            chosen = [s for s in ranked if s.label == label] if label else ranked
+            reply.suspects.extend(chosen[offset:offset + (limit or 50)])
+            reply.total_suspects = len(chosen)
+        return reply
+
+    def _check_exists(self, name: str) -> None:
+        check_dataset_name(name)
         if not self.catalog.exists(name):
             raise UnknownDataset(f"no dataset {name!r}")
-        job = self.jobs.get(job_id, max_failures=100) if job_id else self.jobs.latest_of_kind(name, DUPLICATES)
-        if job is None or job.dataset != name or job.kind != DUPLICATES:
-            raise LookupError(f"no duplicates job {job_id!r} of dataset {name!r}" if job_id else
-                              f"no duplicates job of dataset {name!r} yet: start one first")
-        reply = indexer_pb2.GetDuplicatesResponse(job=job)
+
+    def _start_analysis(self, name: str, kind: str, parameters) -> indexer_pb2.Job:
+        job_id = self.jobs.create(name, kind, parameters=parameters)
+        self.state.work.add(job_id, [(plan_unit(kind), "")])
+        self.dispatcher.dispatch()
+        return self.jobs.get(job_id)
+
+    def _analysis_results_of(self, name: str, kind: str, job_id: str, limit: int, offset: int,
+                             build) -> tuple[indexer_pb2.Job, list | None]:
+        """The job and its results (built from its findings once, then kept); None for the
+        results of a job that has not finished, or failed."""
+        if not 0 <= limit <= MAX_RESULTS_PAGE or offset < 0:
+            raise ValueError(f"limit is {limit} and offset {offset}: give a limit of 1 to {MAX_RESULTS_PAGE} "
+                             "(0 for 50) and an offset of 0 or more")
+        self._check_exists(name)
+        job = self.jobs.get(job_id, max_failures=100) if job_id else self.jobs.latest_of_kind(name, kind)
+        if job is None or job.dataset != name or job.kind != kind:
+            raise LookupError(f"no {kind} job {job_id!r} of dataset {name!r}" if job_id else
+                              f"no {kind} job of dataset {name!r} yet: start one first")
         if job.state not in FINISHED_JOB_STATES or job.state == indexer_pb2.JOB_STATE_FAILED:
-            return reply
-        groups = self._duplicate_groups.get(job.id, lambda: group_pairs(parse_pairs(self.jobs.pairs(job.id))))
-        reply.groups.extend(groups[offset:offset + (limit or 50)])
-        reply.total_groups = len(groups)
-        reply.duplicate_images = sum(len(g.images) for g in groups)
-        return reply
+            return job, None
+        return job, self._analysis_results.get(job.id, lambda: build(self.jobs.findings(job.id)))
 
     # -- the reconciler --------------------------------------------------
     def reconcile(self) -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 
 import redis
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.common import tracing
@@ -25,9 +26,12 @@ QUEUED, RUNNING, SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED = (
     "queued", "running", "succeeded", "completed_with_failures", "failed")
 FINISHED = (SUCCEEDED, COMPLETED_WITH_FAILURES, FAILED)
 DONE, SKIPPED, FAILED_ITEM = "done", "skipped", "failed"
-# What started a job: a scan asked for, the periodic reconciler, or bucket events; or, for a
-# job that indexes nothing, a search for duplicates (services/indexer/duplicates.py).
-SCAN, RECONCILE, EVENT, DUPLICATES = "scan", "reconcile", "event", "duplicates"
+# What started a job: a scan asked for, the periodic reconciler, or bucket events; or what a
+# job that indexes nothing looks for (services/indexer/analysis.py).
+SCAN, RECONCILE, EVENT = "scan", "reconcile", "event"
+DUPLICATES, SUSPECTS = "duplicates", "suspects"
+# An analysis job's parameters: the Job field that carries them, and their message.
+ANALYSIS_PARAMETERS = {DUPLICATES: indexer_pb2.DuplicateSearch, SUSPECTS: indexer_pb2.SuspectSearch}
 
 # KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key, open-jobs set
 # ARGV: now, job id
@@ -106,12 +110,12 @@ class JobStore:
         base = self._job(job_id)
         return [base, f"{base}:done", f"{base}:skipped", f"{base}:failed", f"{base}:problems"]
 
-    def pairs_key(self, job_id: str) -> str:
-        """A duplicates job's findings: pair of images (JSON) -> [similarity, their SHA-256s]."""
-        return f"{self._job(job_id)}:pairs"
+    def findings_key(self, job_id: str) -> str:
+        """What a job that indexes nothing found (duplicate pairs, suspect labels): name -> JSON."""
+        return f"{self._job(job_id)}:findings"
 
     def _all_keys(self, job_id: str) -> list[str]:
-        return [*self.record_keys(job_id), self.pairs_key(job_id)]
+        return [*self.record_keys(job_id), self.findings_key(job_id)]
 
     @staticmethod
     def _active(dataset: str) -> str:
@@ -119,10 +123,10 @@ class JobStore:
 
     # -- lifecycle -------------------------------------------------------
     def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False,
-               duplicates: indexer_pb2.DuplicateSearch | None = None) -> str | None:
+               parameters: indexer_pb2.DuplicateSearch | indexer_pb2.SuspectSearch | None = None) -> str | None:
         """A new queued job. With claim_active, it becomes the dataset's active scan,
         or None is returned if another is active: the reconciler leaves busy datasets alone.
-        A duplicates job is given what it compares."""
+        An analysis job is given its parameters."""
         job_id = new_job_id()
         if claim_active and not self.redis.set(self._active(dataset), job_id, nx=True):
             return None
@@ -133,7 +137,7 @@ class JobStore:
                 "dataset": dataset, "kind": kind, "model_version": model_version, "state": QUEUED,
                 "total": 0, "unchanged": 0, "objects": 0, "planned": 0, "created_at": now, "updated_at": now,
                 **({"trace": json.dumps(trace)} if trace else {}),
-                **({"duplicates": duplicates.SerializeToString()} if duplicates is not None else {}),
+                **({"parameters": parameters.SerializeToString()} if parameters is not None else {}),
             })
             pipe.zadd(f"vz:jobs:{dataset}", {job_id: now})
             pipe.zadd("vz:jobs", {job_id: now})
@@ -191,16 +195,16 @@ class JobStore:
         value = self.redis.hget(self._job(job_id), "dataset")
         return value.decode() if value else ""
 
-    def duplicate_search(self, job_id: str) -> tuple[str, indexer_pb2.DuplicateSearch] | None:
-        """A duplicates job's model version and what it compares; None once it is forgotten."""
-        version, search = self.redis.hmget(self._job(job_id), "model_version", "duplicates")
-        if search is None:
+    def analysis(self, job_id: str, parameters: type[Message]) -> tuple[str, Message] | None:
+        """An analysis job's model version and parameters; None once it is forgotten."""
+        version, stored = self.redis.hmget(self._job(job_id), "model_version", "parameters")
+        if stored is None:
             return None
-        return (version or b"").decode(), indexer_pb2.DuplicateSearch.FromString(search)
+        return (version or b"").decode(), parameters.FromString(stored)
 
-    def pairs(self, job_id: str) -> Iterator[tuple[bytes, bytes]]:
-        """A duplicates job's pairs as stored, a page at a time (never the whole hash in one reply)."""
-        return self.redis.hscan_iter(self.pairs_key(job_id), count=1000)
+    def findings(self, job_id: str) -> Iterator[tuple[bytes, bytes]]:
+        """A job's findings as stored, a page at a time (never the whole hash in one reply)."""
+        return self.redis.hscan_iter(self.findings_key(job_id), count=1000)
 
     def routing(self, job_id: str) -> tuple[str, dict[str, str] | None]:
         """The job's dataset ("" once forgotten) and the trace it was asked for in, if any."""
@@ -221,7 +225,7 @@ class JobStore:
             fields, n_done, n_skipped, n_failed, (_, failed_items), n_problems, (_, problem_items) = pipe.execute()
         if not fields:
             return None
-        search = fields.pop(b"duplicates", None)
+        parameters = fields.pop(b"parameters", None)
         f = {k.decode(): v.decode() for k, v in fields.items()}
         failures = [(k.decode(), v.decode()) for k, v in failed_items.items()]
         failures += [tuple(json.loads(v)) for v in problem_items.values()]
@@ -238,7 +242,7 @@ class JobStore:
             throughput=rate,
             eta_seconds=(total - processed) / rate if rate > 0 and f["state"] not in FINISHED else 0.0,
             created_at=_timestamp(created_at), started_at=_timestamp(started_at), finished_at=_timestamp(finished_at),
-            duplicates=indexer_pb2.DuplicateSearch.FromString(search) if search is not None else None,
+            **({f["kind"]: ANALYSIS_PARAMETERS[f["kind"]].FromString(parameters)} if parameters is not None else {}),
         )
 
     def recent(self, dataset: str = "", limit: int = 50) -> list[indexer_pb2.Job]:

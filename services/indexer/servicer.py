@@ -90,3 +90,13 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
     @_domain_errors
     def GetDuplicates(self, request: indexer_pb2.GetDuplicatesRequest):
         return self.indexer.duplicates(request.dataset, request.job_id, request.limit, request.offset)
+
+    @_domain_errors
+    def FindSuspectLabels(self, request: indexer_pb2.FindSuspectLabelsRequest):
+        neighbours = request.neighbours if request.HasField("neighbours") else None
+        min_agreement = request.min_agreement if request.HasField("min_agreement") else None
+        return self.indexer.find_suspects(request.dataset, neighbours, min_agreement)
+
+    @_domain_errors
+    def GetSuspectLabels(self, request: indexer_pb2.GetSuspectLabelsRequest):
+        return self.indexer.suspects(request.dataset, request.job_id, request.limit, request.offset, request.label)

@@ -84,7 +84,7 @@ class IndexerState:
     def commit_keys(self, job_id: str, version: str, dataset: str) -> CommitKeys:
         job, done, skipped, failed, problems = self.jobs.record_keys(job_id)
         return CommitKeys(job, done, skipped, failed, problems, self.catalog.manifest_key(version, dataset),
-                          self.catalog.failed_key(version, dataset), self.jobs.pairs_key(job_id))
+                          self.catalog.failed_key(version, dataset), self.jobs.findings_key(job_id))
 
     def close(self) -> None:
         self._channel.close()

@@ -10,7 +10,7 @@ Failures, and what each costs:
   back if it lapsed and nobody else took it); past VIZSEARCH_REDIS_WAIT_S the task
   ends and the sweeper sends the unit again.
 
-A duplicates job's units (services/indexer/duplicates.py) fare the same: its plan as a
+An analysis job's units (services/indexer/analysis.py) fare the same: its plan as a
 scan's, its batches as ingestion batches.
 - The unit cancelled (its dataset deleted) or taken over (this worker stalled past
   its lease): it stops before writing, or commits nothing and removes what it wrote.
@@ -27,12 +27,11 @@ from dataclasses import dataclass, field
 import redis
 
 from services.common import logs
+from services.indexer.analysis import Analysis, analysis_of, batch_entries
 from services.indexer.dispatcher import Dispatcher
-from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Cancelled, Ingestor
 from services.indexer.state import IndexerState, Transient
-from services.indexer.work import (DUPLICATES_BATCH_PREFIX, DUPLICATES_PLAN_UNIT, SCAN_UNIT, Claim, Results,
-                                   WorkLedger, batch_keys)
+from services.indexer.work import SCAN_UNIT, Claim, Results, WorkLedger, batch_keys
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +110,14 @@ class LeaseKeeper:
 
 
 class UnitRunner:
-    def __init__(self, state: IndexerState, ingestor: Ingestor, finder: DuplicateFinder, dispatcher: Dispatcher,
+    def __init__(self, state: IndexerState, ingestor: Ingestor, analyses: dict[str, Analysis], dispatcher: Dispatcher,
                  keeper: LeaseKeeper, sleep: Callable[[float], None] = time.sleep):
+        """analyses: job kind -> what runs its units."""
         self.state = state
         self.settings = state.settings
         self.work = state.work
         self.ingestor = ingestor
-        self.finder = finder
+        self.analyses = analyses
         self.dispatcher = dispatcher
         self.keeper = keeper
         self._sleep = sleep
@@ -133,14 +133,15 @@ class UnitRunner:
             lease = Lease(job_id, unit, token)
             self.keeper.hold(lease)
             try:
+                analysis = analysis_of(unit)
                 if unit == SCAN_UNIT:
                     self._plan(lease, dataset, lambda: self.ingestor.scan(lease.job_id, dataset))
-                elif unit == DUPLICATES_PLAN_UNIT:
-                    self._plan(lease, dataset, lambda: self.finder.plan(lease.job_id, dataset))
-                elif unit.startswith(DUPLICATES_BATCH_PREFIX):
-                    self._compare(lease, dataset, payload)
-                else:
+                elif analysis is None:
                     self._batch(lease, dataset, payload)
+                elif analysis[1]:
+                    self._plan(lease, dataset, lambda: self.analyses[analysis[0]].plan(lease.job_id, dataset))
+                else:
+                    self._compare(lease, dataset, payload, self.analyses[analysis[0]])
             except Cancelled:
                 logs.log(logger, logging.INFO, "unit cancelled or taken over: stopped", job=job_id, unit=unit)
                 self._redis(lambda: self.work.release(job_id, unit, token))
@@ -194,19 +195,19 @@ class UnitRunner:
             # Cancelled after the vectors were written (the dataset was deleted meanwhile): take them back.
             self._with_retries(None, lambda: self.ingestor.undo(written))
 
-    def _compare(self, lease: Lease, dataset: str, payload: str) -> None:
-        """A batch of a duplicates job: its pairs, or its images recorded as failed."""
+    def _compare(self, lease: Lease, dataset: str, payload: str, analysis: Analysis) -> None:
+        """A batch of an analysis job: its findings, or its entries recorded as failed."""
         try:
-            results = self._with_retries(lease, lambda: self.finder.compare(lease.job_id, payload,
-                                                                            self._check_wanted(lease)))
+            results = self._with_retries(lease, lambda: analysis.compare(lease.job_id, dataset, payload,
+                                                                         self._check_wanted(lease)))
         except GaveUp as error:
-            results = Ingestor.failed([key for _, key in batch_keys(payload)],
+            results = Ingestor.failed([key for _, key in batch_entries(payload)],
                                       f"gave up after {self.settings.task_max_retries} retries: {error}")
         except (Cancelled, RedisAway):
             raise
-        except Exception as error:  # a bug: recorded against the batch's images, the job goes on
-            logger.exception("duplicates batch %s of %s failed", lease.unit, dataset)
-            results = Ingestor.failed([key for _, key in batch_keys(payload)], f"internal error: {error}")
+        except Exception as error:  # a bug: recorded against the batch's entries, the job goes on
+            logger.exception("analysis batch %s of %s failed", lease.unit, dataset)
+            results = Ingestor.failed([key for _, key in batch_entries(payload)], f"internal error: {error}")
         self._commit(lease, dataset, results)
 
     def _check_wanted(self, lease: Lease) -> Callable[[], None]:

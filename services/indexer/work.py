@@ -17,8 +17,9 @@ ledger, not the broker, says what remains to be done:
 - `requeue_lost` puts units in flight that are neither queued nor leased (their
   worker died, their message was lost) back at the front of their job's list.
 
-Unit ids are "scan" and "b<n>" for ingestion, "dplan" and "d<n>" for a duplicates
-job; a unit's payload is "" (a plan) or what it works on as JSON.
+Unit ids are "scan" and "b<n>" for ingestion, "<kind>:plan" and "<kind>:<n>" for an
+analysis job (services/indexer/analysis.py); a unit's payload is "" (a plan) or what it
+works on as JSON.
 """
 
 import json
@@ -29,8 +30,6 @@ from dataclasses import dataclass, field
 import redis
 
 SCAN_UNIT = "scan"
-DUPLICATES_PLAN_UNIT = "dplan"
-DUPLICATES_BATCH_PREFIX = "d"
 _PREFIX = "vz:work:"
 _READY = "vz:work:ready"  # jobs with units to do, by turn: the least recently served first
 _TURN = "vz:work:turn"
@@ -107,7 +106,7 @@ return 1
 """
 
 # KEYS: work hash, lease, in-flight hash, to-do list, ready zset, job hash, done set, skipped set,
-#       failed hash, problems hash, manifest hash, current-failures hash, pairs hash
+#       failed hash, problems hash, manifest hash, current-failures hash, findings hash
 # ARGV: unit, token, in-flight field, now, job id, results as JSON (see Results)
 # Returns 1 (committed), 0 (cancelled: nothing written) or -1 (another worker holds the unit now).
 _COMMIT = """
@@ -138,7 +137,7 @@ for _, o in ipairs(r.outcomes) do
   end
 end
 for _, p in ipairs(r.problems) do redis.call('HSET', KEYS[10], p[1] .. '\\0' .. p[2], cjson.encode(p)) end
-for _, p in ipairs(r.pairs) do redis.call('HSET', KEYS[13], p[1], p[2]) end
+for _, f in ipairs(r.findings) do redis.call('HSET', KEYS[13], f[1], f[2]) end
 if r.plan then
   redis.call('HSET', KEYS[6], 'total', r.plan[1], 'unchanged', r.plan[2], 'planned', 1)
 end
@@ -195,7 +194,7 @@ class Results:
     problems: list[tuple[str, str]] = field(default_factory=list)  # unusable annotations: key, reason
     plan: tuple[int, int] | None = None  # a scan's (total, unchanged)
     units: list[tuple[str, str]] = field(default_factory=list)  # units planned: id, payload
-    pairs: list[tuple[str, str]] = field(default_factory=list)  # a duplicates batch's: pair -> finding (JSON)
+    findings: list[tuple[str, str]] = field(default_factory=list)  # an analysis batch's: name -> JSON
     version: str = ""
 
     def json(self) -> str:
@@ -205,7 +204,7 @@ class Results:
             "failing": [list(p) for p in self.failing], "cleared": self.cleared,
             "outcomes": [list(o) for o in self.outcomes], "problems": [list(p) for p in self.problems],
             "plan": list(self.plan) if self.plan else False, "units": [list(u) for u in self.units],
-            "pairs": [list(p) for p in self.pairs],
+            "findings": [list(f) for f in self.findings],
         }, ensure_ascii=False)
 
 
@@ -220,7 +219,7 @@ class CommitKeys:
     problems: str
     manifest: str
     failing: str
-    pairs: str
+    findings: str
 
 
 class Claim:
@@ -323,7 +322,7 @@ class WorkLedger:
         return int(self._commit(
             keys=[self._work(job_id), self._lease(job_id, unit), _INFLIGHT, self._todo(job_id), _READY,
                   keys.job, keys.done, keys.skipped, keys.failed, keys.problems, keys.manifest, keys.failing,
-                  keys.pairs],
+                  keys.findings],
             args=[unit, token, field_of(job_id, unit), time.time(), job_id, results.json()]))
 
     def units_left(self, job_id: str) -> int:

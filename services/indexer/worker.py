@@ -16,7 +16,9 @@ from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Ingestor
+from services.indexer.jobs import DUPLICATES, SUSPECTS
 from services.indexer.state import IndexerState
+from services.indexer.suspects import SuspectFinder
 from services.indexer.unit_runner import LeaseKeeper, UnitRunner
 
 
@@ -41,7 +43,8 @@ def main() -> None:
     app = create_app(settings)
     keeper = LeaseKeeper(state.work, name, settings.worker_concurrency, settings.task_lease_s)
     ingestor = Ingestor(state)
-    register_tasks(app, UnitRunner(state, ingestor, DuplicateFinder(state), Dispatcher(state, app), keeper))
+    analyses = {DUPLICATES: DuplicateFinder(state), SUSPECTS: SuspectFinder(state)}
+    register_tasks(app, UnitRunner(state, ingestor, analyses, Dispatcher(state, app), keeper))
     keeper.start()
     try:
         app.worker_main([

@@ -20,6 +20,8 @@ import argparse
 import io
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
 
@@ -125,25 +127,29 @@ def sweep(keys: list[str], origin: dict[str, str], vectors: np.ndarray) -> float
     return best
 
 
+def every_page(read: Callable[[int], object], items: Callable[[object], tuple[list, int]]) -> list:
+    """All the results of a paged call: read(offset) is a page, items(page) its (results, total)."""
+    found = []
+    while True:
+        results, total = items(read(len(found)))
+        found += results
+        if not results or len(found) >= total:
+            return found
+
+
 def group_quality(client: Client, origin: dict[str, str], threshold: float) -> None:
     started = time.monotonic()
-    job = client.find_duplicates(DATASET, threshold=threshold)
-    while (job := client.job(job.id)).state in ("queued", "running"):
-        time.sleep(0.2)
+    job = client.wait(client.find_duplicates(DATASET, threshold=threshold).id, poll_s=0.2)
     elapsed = time.monotonic() - started
-    groups, offset = [], 0
-    while True:
-        page = client.duplicates(DATASET, job.id, limit=1000, offset=offset)
-        groups += page.groups
-        offset += len(page.groups)
-        if offset >= page.total_groups:
-            break
+    groups = every_page(lambda offset: client.duplicates(DATASET, job.id, limit=1000, offset=offset),
+                        lambda page: (page.groups, page.total_groups))
     found = {tuple(sorted((a.key, b.key))) for g in groups for a, b in combinations(g.images, 2)}
     true = {tuple(sorted(pair)) for pair in combinations(origin, 2) if origin[pair[0]] == origin[pair[1]]}
     precision = len(found & true) / max(len(found), 1)
     print(f"\nduplicates job at {threshold}: {job.state}, {job.total} images in {elapsed:.1f} s "
           f"({job.total / elapsed:.0f} images/s, from the request to the end)")
-    print(f"  {len(groups)} groups ({sum(g.exact for g in groups)} exact), {page.duplicate_images} images in them")
+    print(f"  {len(groups)} groups ({sum(g.exact for g in groups)} exact), "
+          f"{sum(len(g.images) for g in groups)} images in them")
     print(f"  pairs: precision {precision:.3f}, recall {len(found & true) / len(true):.3f}")
 
 
@@ -162,14 +168,28 @@ def scaling(client: Client, settings: StackSettings, sizes: list[int], threshold
             fill(vectors, model.version, source, size - stored, dataset="scale", first=stored)
             stored = size
             started = time.monotonic()
-            job = client.find_duplicates("scale", threshold=threshold)
-            while (job := client.job(job.id)).state in ("queued", "running"):
-                time.sleep(0.2)
+            job = client.wait(client.find_duplicates("scale", threshold=threshold).id, poll_s=0.2)
             elapsed = time.monotonic() - started
             found = client.duplicates("scale", job.id, limit=1)
             print(f"{job.total:9d} {elapsed:7.1f} {job.total / elapsed:9.0f} {found.total_groups:7d}", flush=True)
     finally:
         vectors.close()
+
+
+@contextmanager
+def demo_stack() -> Iterator[tuple[StackSettings, Path]]:
+    """The whole stack on the benchmarks' ports, serving the demo CLIP, without the reconciler
+    (a benchmark scans when it is ready), and a run directory for its files."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        settings = StackSettings(run_dir=Path(run_dir), reconcile_interval_s=0, rate_limit_per_minute=0,
+                                 **StackSettings.shifted_ports(PORT_SHIFT))
+        stack = Stack(settings)
+        try:
+            print("starting the stack ...", flush=True)
+            stack.up(log=lambda line: None)
+            yield settings, Path(run_dir)
+        finally:
+            stack.down(log=lambda line: None)
 
 
 def main() -> None:
@@ -179,27 +199,17 @@ def main() -> None:
     parser.add_argument("--scale", type=lambda text: [int(n) for n in text.split(",")], default=[],
                         help="dataset sizes to time a job at, ascending (say 20000,50000,100000)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as run_dir:
-        settings = StackSettings(run_dir=Path(run_dir), reconcile_interval_s=0, rate_limit_per_minute=0,
-                                 **StackSettings.shifted_ports(PORT_SHIFT))
-        stack = Stack(settings)
-        try:
-            print("starting the stack ...", flush=True)
-            stack.up(log=lambda line: None)
-            origin = build(Path(run_dir), args.originals)
-            with Client(f"http://127.0.0.1:{settings.gateway_http_port}", timeout_s=300) as client:
-                client.upload(Path(run_dir) / DATASET, DATASET)
-                job = client.scan(DATASET)
-                while (job := client.job(job.id)).state in ("queued", "running"):
-                    time.sleep(0.5)
-                print(f"indexed {job.done} images ({job.state})", flush=True)
-                keys = sorted(origin)
-                best = sweep(keys, origin, embeddings(client, keys))
-                group_quality(client, origin, args.threshold or best)
-                if args.scale:
-                    scaling(client, settings, args.scale, args.threshold or best)
-        finally:
-            stack.down(log=lambda line: None)
+    with demo_stack() as (settings, run_dir):
+        origin = build(run_dir, args.originals)
+        with Client(f"http://127.0.0.1:{settings.gateway_http_port}", timeout_s=300) as client:
+            client.upload(run_dir / DATASET, DATASET)
+            job = client.wait(client.scan(DATASET).id)
+            print(f"indexed {job.done} images ({job.state})", flush=True)
+            keys = sorted(origin)
+            best = sweep(keys, origin, embeddings(client, keys))
+            group_quality(client, origin, args.threshold or best)
+            if args.scale:
+                scaling(client, settings, args.scale, args.threshold or best)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,13 @@ export const findDuplicates = (dataset, body) => call("POST", `/v1/datasets/${en
 /** The latest duplicates job of the dataset, with a page of its groups once it has ended. */
 export const duplicates = (dataset, { limit = 50, offset = 0 } = {}) =>
   call("GET", `/v1/datasets/${encodeURIComponent(dataset)}/duplicates?limit=${limit}&offset=${offset}`);
+/** Starts a suspect-labels job (body: {neighbours, min_agreement}). */
+export const findSuspects = (dataset, body) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/suspects`, body);
+/** The latest suspect-labels job of the dataset, with a page of its suspects once it has ended. */
+export function suspects(dataset, { limit = 50, offset = 0, label = "" } = {}) {
+  const query = new URLSearchParams({ limit, offset, ...(label ? { label } : {}) });
+  return call("GET", `/v1/datasets/${encodeURIComponent(dataset)}/suspects?${query}`);
+}
 export const deleteDataset = (dataset) => call("DELETE", `/v1/datasets/${encodeURIComponent(dataset)}`);
 export const model = () => call("GET", "/v1/model");
 

@@ -1,9 +1,10 @@
-// The page's shell: which view the URL names (search, ?view=datasets or ?view=duplicates), the API key
+// The page's shell: which view the URL names (search, or ?view=datasets, duplicates or suspects), the API key
 // dialog (shown when the gateway answers 401), and errors shown as the API states them.
 
 import * as api from "./api.js";
 import * as datasetsView from "./datasets.js";
 import * as duplicatesView from "./duplicates.js";
+import * as suspectsView from "./suspects.js";
 import * as searchView from "./search.js";
 
 const main = document.getElementById("main");
@@ -12,7 +13,7 @@ const keyDialog = document.getElementById("key-dialog");
 const keyInput = document.getElementById("key-input");
 const keyError = document.getElementById("key-error");
 const keyButton = document.getElementById("key-button");
-const VIEWS = { search: searchView, datasets: datasetsView, duplicates: duplicatesView };
+const VIEWS = { search: searchView, datasets: datasetsView, duplicates: duplicatesView, suspects: suspectsView };
 let current = null;
 let currentName = "";
 

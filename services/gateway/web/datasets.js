@@ -49,6 +49,8 @@ export function mount(main, app) {
           h("button", { type: "button", class: "quiet", onclick: () => act(() => api.scan(dataset.name)) }, "Scan now"),
           h("a", { class: "button quiet", href: `/?view=duplicates&dataset=${encodeURIComponent(dataset.name)}`,
                    "data-nav": "duplicates" }, "Duplicates"),
+          h("a", { class: "button quiet", href: `/?view=suspects&dataset=${encodeURIComponent(dataset.name)}`,
+                   "data-nav": "suspects" }, "Suspect labels"),
           h("button", { type: "button", class: "quiet danger", onclick: () => remove(dataset.name) }, "Delete"))),
       jobs.length ? h("table", { class: "jobs" },
         h("thead", {}, h("tr", {}, ["job", "kind", "state", "progress", "objects", "rate", "time left"].map((c) => h("th", {}, c)))),

@@ -98,6 +98,16 @@ class GatewayStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
                 _registered_method=True)
+        self.FindSuspectLabels = channel.unary_unary(
+                '/vizsearch.v1.Gateway/FindSuspectLabels',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetSuspectLabels = channel.unary_unary(
+                '/vizsearch.v1.Gateway/GetSuspectLabels',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
+                _registered_method=True)
         self.GetImage = channel.unary_stream(
                 '/vizsearch.v1.Gateway/GetImage',
                 request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
@@ -185,6 +195,18 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindSuspectLabels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSuspectLabels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetImage(self, request, context):
         """Streams the stored image in chunks (or its thumbnail, or a box's crop); the first
         chunk carries the content type.
@@ -263,6 +285,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetDuplicates,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.SerializeToString,
+            ),
+            'FindSuspectLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSuspectLabels,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetSuspectLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSuspectLabels,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.SerializeToString,
             ),
             'GetImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetImage,
@@ -599,6 +631,60 @@ class Gateway:
             '/vizsearch.v1.Gateway/GetDuplicates',
             vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSuspectLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/FindSuspectLabels',
+            vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSuspectLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/GetSuspectLabels',
+            vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -101,7 +101,7 @@ class JobFailure(_message.Message):
     def __init__(self, key: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at", "duplicates")
+    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at", "duplicates", "suspects")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -121,6 +121,7 @@ class Job(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    SUSPECTS_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset: str
     state: JobState
@@ -140,7 +141,8 @@ class Job(_message.Message):
     error: str
     started_at: _timestamp_pb2.Timestamp
     duplicates: DuplicateSearch
-    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicates: _Optional[_Union[DuplicateSearch, _Mapping]] = ...) -> None: ...
+    suspects: SuspectSearch
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicates: _Optional[_Union[DuplicateSearch, _Mapping]] = ..., suspects: _Optional[_Union[SuspectSearch, _Mapping]] = ...) -> None: ...
 
 class DuplicateSearch(_message.Message):
     __slots__ = ("datasets", "threshold")
@@ -215,3 +217,73 @@ class ListJobsResponse(_message.Message):
     JOBS_FIELD_NUMBER: _ClassVar[int]
     jobs: _containers.RepeatedCompositeFieldContainer[Job]
     def __init__(self, jobs: _Optional[_Iterable[_Union[Job, _Mapping]]] = ...) -> None: ...
+
+class SuspectSearch(_message.Message):
+    __slots__ = ("neighbours", "min_agreement")
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    MIN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    neighbours: int
+    min_agreement: float
+    def __init__(self, neighbours: _Optional[int] = ..., min_agreement: _Optional[float] = ...) -> None: ...
+
+class FindSuspectLabelsRequest(_message.Message):
+    __slots__ = ("dataset", "neighbours", "min_agreement")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    MIN_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    neighbours: int
+    min_agreement: float
+    def __init__(self, dataset: _Optional[str] = ..., neighbours: _Optional[int] = ..., min_agreement: _Optional[float] = ...) -> None: ...
+
+class GetSuspectLabelsRequest(_message.Message):
+    __slots__ = ("dataset", "job_id", "limit", "offset", "label")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    job_id: str
+    limit: int
+    offset: int
+    label: str
+    def __init__(self, dataset: _Optional[str] = ..., job_id: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+
+class SuspectNeighbour(_message.Message):
+    __slots__ = ("key", "box", "label", "similarity")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    box: _common_pb2.Box
+    label: str
+    similarity: float
+    def __init__(self, key: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class SuspectLabel(_message.Message):
+    __slots__ = ("key", "box", "label", "suggested_label", "agreement", "neighbours")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SUGGESTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    box: _common_pb2.Box
+    label: str
+    suggested_label: str
+    agreement: float
+    neighbours: _containers.RepeatedCompositeFieldContainer[SuspectNeighbour]
+    def __init__(self, key: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., suggested_label: _Optional[str] = ..., agreement: _Optional[float] = ..., neighbours: _Optional[_Iterable[_Union[SuspectNeighbour, _Mapping]]] = ...) -> None: ...
+
+class GetSuspectLabelsResponse(_message.Message):
+    __slots__ = ("job", "suspects", "total_suspects")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    SUSPECTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SUSPECTS_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    suspects: _containers.RepeatedCompositeFieldContainer[SuspectLabel]
+    total_suspects: int
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., suspects: _Optional[_Iterable[_Union[SuspectLabel, _Mapping]]] = ..., total_suspects: _Optional[int] = ...) -> None: ...

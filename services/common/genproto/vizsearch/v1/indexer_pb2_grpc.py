@@ -79,6 +79,16 @@ class IndexerStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
                 _registered_method=True)
+        self.FindSuspectLabels = channel.unary_unary(
+                '/vizsearch.v1.Indexer/FindSuspectLabels',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetSuspectLabels = channel.unary_unary(
+                '/vizsearch.v1.Indexer/GetSuspectLabels',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServicer:
@@ -144,6 +154,21 @@ class IndexerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindSuspectLabels(self, request, context):
+        """Starts a job that finds annotated boxes whose nearest annotated neighbours agree
+        on another label: probably mislabelled.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSuspectLabels(self, request, context):
+        """The suspects a suspect-labels job found, most certain first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -191,6 +216,16 @@ def add_IndexerServicer_to_server(servicer, server):
                     servicer.GetDuplicates,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.SerializeToString,
+            ),
+            'FindSuspectLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindSuspectLabels,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetSuspectLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSuspectLabels,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -436,6 +471,60 @@ class Indexer:
             '/vizsearch.v1.Indexer/GetDuplicates',
             vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.GetDuplicatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindSuspectLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/FindSuspectLabels',
+            vizsearch_dot_v1_dot_indexer__pb2.FindSuspectLabelsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSuspectLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/GetSuspectLabels',
+            vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
