@@ -2,6 +2,7 @@
 stack through HTTP, gRPC and the CLI: exact copies by content, near copies by
 embedding, a leak between two datasets, a batch delivered twice, and clear errors."""
 
+import csv
 import io
 import json
 
@@ -201,3 +202,24 @@ def test_the_cli_runs_a_job_and_prints_the_groups(stack, indexed, capsys):
     assert cli.main(["duplicates", TRAIN, "--show", "--json", "--limit", "1", *common]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["job"]["kind"] == "duplicates" and len(shown["groups"]) == 1 and shown["total_groups"] >= 3
+
+
+@pytest.mark.stack
+def test_every_group_exports_as_json_lines_or_csv(stack, api, indexed, tmp_path):
+    job = run_job(api, {"against": [TEST], "threshold": 0.97})
+    shown = api.get(f"/v1/datasets/{TRAIN}/duplicates", headers=READER, params={"job": job["id"]}).json()
+    reply = api.get(f"/v1/datasets/{TRAIN}/duplicates/export", headers=READER, params={"format": "csv"})
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/csv")
+    assert f'filename="{TRAIN}-duplicates.csv"' in reply.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(reply.text)))
+    assert len(rows) == shown["duplicate_images"] and {r["group"] for r in rows} == {
+        str(n) for n in range(1, shown["total_groups"] + 1)}
+    lines = api.get(f"/v1/datasets/{TRAIN}/duplicates/export", headers=READER).text.splitlines()
+    assert [json.loads(line) for line in lines] == shown["groups"]
+    coco = api.get(f"/v1/datasets/{TRAIN}/duplicates/export", headers=READER, params={"format": "coco"})
+    assert coco.status_code == 422 and "format" in coco.json()["detail"]
+    out = tmp_path / "groups.jsonl"
+    url = f"http://127.0.0.1:{stack.settings.gateway_http_port}"
+    assert cli.main(["duplicates", TRAIN, "--show", "--export", "jsonl", "-o", str(out), "--url", url,
+                     "--api-key", TEST_KEYS["reader"][0]]) == 0
+    assert out.read_text().splitlines() == lines

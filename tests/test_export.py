@@ -1,5 +1,6 @@
-"""Result sets as files (vizsearch/export.py): JSON lines, a CSV row per box, and a COCO
-subset whose boxes convert back to the API's corners."""
+"""Result sets as files (vizsearch/export.py): search results as JSON lines, a CSV row per
+box, and a COCO subset whose boxes convert back to the API's corners; duplicate groups and
+suspect labels likewise."""
 
 import csv
 import io
@@ -7,8 +8,8 @@ import json
 
 import pytest
 
-from vizsearch.export import CSV_COLUMNS, export
-from vizsearch.models import ObjectResult, SearchResult
+from vizsearch.export import CSV_COLUMNS, GROUP_CSV_COLUMNS, SUSPECT_CSV_COLUMNS, export, export_groups, export_suspects
+from vizsearch.models import DuplicateGroup, ImageRef, ObjectResult, SearchResult, SuspectLabel
 
 
 def result(dataset: str, key: str, score: float, *boxes: ObjectResult) -> SearchResult:
@@ -51,3 +52,39 @@ def test_coco_has_the_images_their_boxes_and_the_labels_as_categories():
 def test_an_unknown_format_is_refused_by_name():
     with pytest.raises(ValueError, match="format is 'xml'"):
         export(RESULTS, "xml")
+
+
+def group(*keys: str, exact: bool = False) -> DuplicateGroup:
+    return DuplicateGroup(images=[ImageRef(dataset="ds", key=k, url=f"http://gw/v1/images/ds/{k}") for k in keys],
+                          min_similarity=1.0 if exact else 0.9, max_similarity=1.0 if exact else 0.95, exact=exact)
+
+
+def test_duplicate_groups_are_a_json_line_each_or_a_csv_row_per_image():
+    groups = [group("a.jpg", "b.jpg", "c.jpg"), group("x.jpg", "y.jpg", exact=True)]
+    assert [DuplicateGroup.model_validate_json(line) for line in
+            export_groups(groups, "jsonl").decode().splitlines()] == groups
+    rows = list(csv.DictReader(io.StringIO(export_groups(groups, "csv").decode())))
+    assert list(rows[0]) == list(GROUP_CSV_COLUMNS)
+    assert [(r["group"], r["images"], r["key"], r["exact"]) for r in rows] == [
+        ("1", "3", "a.jpg", "False"), ("1", "3", "b.jpg", "False"), ("1", "3", "c.jpg", "False"),
+        ("2", "2", "x.jpg", "True"), ("2", "2", "y.jpg", "True")]
+    with pytest.raises(ValueError, match="no boxes for COCO"):
+        export_groups(groups, "coco")
+
+
+def suspect(key: str, label: str, suggested: str, box: list[float]) -> SuspectLabel:
+    return SuspectLabel(dataset="ds", key=key, url=f"http://gw/v1/images/ds/{key}", width=640, height=480, box=box,
+                        label=label, suggested_label=suggested, agreement=0.9, neighbours=[])
+
+
+def test_suspects_export_as_coco_with_their_current_label_and_the_suggestion_beside_it():
+    found = [suspect("a.jpg", "car", "taxi", [10, 20, 110, 70]), suspect("a.jpg", "dog", "cat", [0, 0, 5, 5]),
+             suspect("b.jpg", "car", "bus", [1, 2, 3, 4])]
+    coco = json.loads(export_suspects(found, "coco"))
+    assert [(i["id"], i["file_name"], i["width"]) for i in coco["images"]] == [(1, "a.jpg", 640), (2, "b.jpg", 640)]
+    assert [c["name"] for c in coco["categories"]] == ["car", "dog"]
+    first = coco["annotations"][0]
+    assert (first["image_id"], first["bbox"], first["vizsearch_suggested_label"]) == (1, [10, 20, 100, 50], "taxi")
+    rows = list(csv.DictReader(io.StringIO(export_suspects(found, "csv").decode())))
+    assert list(rows[0]) == list(SUSPECT_CSV_COLUMNS) and [r["suggested_label"] for r in rows] == ["taxi", "cat", "bus"]
+    assert len(export_suspects(found, "jsonl").decode().splitlines()) == 3

@@ -41,13 +41,15 @@ def test_a_label_holds_unless_one_other_label_wins_clearly(label, voters, min_ag
 
 def test_suspects_are_ranked_by_agreement_then_by_how_alike_their_voters_are():
     def stored(key: str, agreement: float, similarity: float) -> tuple[bytes, bytes]:
-        finding = {"key": key, "box": [0, 0, 10, 10], "label": "car", "suggested": "taxi", "agreement": agreement,
+        finding = {"key": key, "box": [0, 0, 10, 10], "size": [640, 480], "label": "car", "suggested": "taxi",
+                   "agreement": agreement,
                    "neighbours": [["n.jpg", [1, 1, 9, 9], "taxi", similarity]]}
         return key.encode(), json.dumps(finding).encode()
 
     ranked = rank_suspects([stored("a", 0.7, 0.99), stored("b", 1.0, 0.8), stored("c", 1.0, 0.95)])
     assert [s.key for s in ranked] == ["c", "b", "a"]
     assert ranked[0].neighbours[0].box.x2 == 9 and ranked[0].suggested_label == "taxi"
+    assert (ranked[0].width, ranked[0].height) == (640, 480)
 
 
 # -- the job on the real stack -------------------------------------------------------------
@@ -140,3 +142,27 @@ def test_the_grpc_door_and_the_cli_answer_alike(stack, api, swapped, capsys):
     out = capsys.readouterr().out
     assert f"{reply.total_suspects} suspects among" in out
     assert all(s.key in out for s in reply.suspects)
+
+
+@pytest.mark.stack
+def test_every_suspect_exports_and_a_running_job_is_not_exported_half_done(stack, api, swapped, tmp_path):
+    found = api.get(f"/v1/datasets/{DATASET}/suspects", headers=READER, params={"limit": 1000}).json()
+    coco = api.get(f"/v1/datasets/{DATASET}/suspects/export", headers=READER, params={"format": "coco"})
+    assert coco.status_code == 200, coco.text
+    exported = coco.json()
+    assert len(exported["annotations"]) == found["total_suspects"]
+    assert {a["vizsearch_suggested_label"] for a in exported["annotations"]} == {
+        s["suggested_label"] for s in found["suspects"]}
+    assert all((i["width"], i["height"]) == (demo_data.WIDTH, demo_data.HEIGHT) for i in exported["images"])
+    out = tmp_path / "suspects.csv"
+    url = f"http://127.0.0.1:{stack.settings.gateway_http_port}"
+    assert cli.main(["suspects", DATASET, "--show", "--export", "csv", "-o", str(out), "--url", url,
+                     "--api-key", TEST_KEYS["reader"][0]]) == 0
+    assert len(out.read_text().splitlines()) == found["total_suspects"] + 1
+    job = api.post(f"/v1/datasets/{DATASET}/suspects", headers=WRITER, json={}).json()
+    early = api.get(f"/v1/datasets/{DATASET}/suspects/export", headers=READER, params={"job": job["id"]})
+    if early.status_code == 409:  # still running: the usual case; it may also have finished already
+        assert job["id"] in early.json()["detail"] and "has not finished" in early.json()["detail"]
+    else:
+        assert early.status_code == 200
+    wait_for_job(api, job)

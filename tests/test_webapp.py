@@ -459,6 +459,12 @@ def test_the_suspect_labels_page_shows_each_suspect_beside_its_outvoting_neighbo
     page.wait_for_function("() => [...document.querySelectorAll('.suspect .tile img')].slice(0, 12)"
                            ".every(i => i.complete && i.naturalWidth)")
     screenshot(page, "16-suspect-labels")
+    with page.expect_download() as download:
+        page.select_option("#sus-export", "csv")
+    assert download.value.suggested_filename == f"{relabelled}-suspects.csv"
+    exported = Path(download.value.path()).read_text().splitlines()
+    total = int(re.match(r"(\d+) suspects?", page.locator("#sus-status").inner_text()).group(1))
+    assert len(exported) == total + 1, "every suspect, not only those shown"
     page.fill("#sus-label", label)
     page.press("#sus-label", "Enter")
     expect(page.locator("#sus-status")).to_contain_text(f"labelled {label}")

@@ -140,12 +140,7 @@ def cmd_search(args, client) -> int:
     if args.export:
         from vizsearch.export import export
 
-        data = export(reply.results, args.export)
-        if args.output:
-            Path(args.output).write_bytes(data)
-            print(f"{len(reply.results)} results written to {args.output}", file=sys.stderr)
-        else:
-            sys.stdout.buffer.write(data)
+        write_file(args, export(reply.results, args.export), f"{len(reply.results)} results")
         return 0
     if args.json:
         emit(args, reply)
@@ -233,13 +228,22 @@ def cmd_scan(args, client) -> int:
     return exit_status(job) if args.wait else 0
 
 
+def write_file(args, data: bytes, what: str) -> None:
+    """An exported file to -o, else to standard output."""
+    if args.output:
+        Path(args.output).write_bytes(data)
+        print(f"{what} written to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(data)
+
+
 def _analysis(args, client, start: Callable, read: Callable, unit: str):
     """An analysis job's results: a new job started with start(), followed to its end, or with
     --show the latest (or --job) as it stands. Returns the reply, or an exit status when
     there is nothing more to print."""
     job_id = args.job or "" if args.show else follow(client, start().id, unit=unit, desc="compare").id
     found = read(job_id)
-    if args.json:
+    if args.json and not args.export:
         emit(args, found)
         return exit_status(found.job) if found.job.state in FINISHED else 0
     job = found.job
@@ -264,6 +268,9 @@ def cmd_duplicates(args, client) -> int:
     if isinstance(found, int):
         return found
     job = found.job
+    if args.export:
+        write_file(args, client.export_duplicates(args.dataset, args.export, job.id), f"{found.total_groups} groups")
+        return exit_status(job)
     print(f"job {job.id}: {found.total_groups} groups, {found.duplicate_images} images "
           f"(threshold {job.duplicates.threshold:.3f}, against {', '.join(job.duplicates.datasets[1:]) or 'itself'})")
     for number, group in enumerate(found.groups, start=args.offset + 1):
@@ -283,6 +290,10 @@ def cmd_suspects(args, client) -> int:
     if isinstance(found, int):
         return found
     job = found.job
+    if args.export:
+        write_file(args, client.export_suspects(args.dataset, args.export, job.id, args.label or ""),
+                   f"{found.total_suspects} suspects")
+        return exit_status(job)
     print(f"job {job.id}: {found.total_suspects} suspects among {job.total} boxes "
           f"({job.suspects.neighbours} neighbours vote, {job.suspects.min_agreement:.2f} of the votes needed)")
     print(f"{'#':>5} {'agreement':>9}  {'label':16} {'suggested':16} key, box")
@@ -438,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     duplicates.add_argument("--job", help="with --show: this duplicates job")
     duplicates.add_argument("--limit", type=int, default=50, help="groups shown")
     duplicates.add_argument("--offset", type=int, default=0, help="groups to skip (paging)")
+    duplicates.add_argument("--export", choices=["jsonl", "csv"],
+                            help="write every group as JSON lines (a group each) or CSV (a row per image)")
+    duplicates.add_argument("-o", "--output", help="with --export: the file to write (default: standard output)")
     suspects = command("suspects", "find annotated boxes whose neighbours agree on another label (write role)")
     suspects.add_argument("dataset")
     suspects.add_argument("--neighbours", type=int, help="boxes that vote on each label (default: the indexer's)")
@@ -449,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     suspects.add_argument("--label", help="only boxes labelled this")
     suspects.add_argument("--limit", type=int, default=50, help="suspects shown")
     suspects.add_argument("--offset", type=int, default=0, help="suspects to skip (paging)")
+    suspects.add_argument("--export", choices=["jsonl", "csv", "coco"],
+                          help="write every suspect as JSON lines, CSV or COCO (each box with its current label)")
+    suspects.add_argument("-o", "--output", help="with --export: the file to write (default: standard output)")
     delete = command("delete", "delete a dataset's vectors and records; the stored images stay (admin role)")
     delete.add_argument("dataset")
     delete.add_argument("--yes", action="store_true", help="do not ask")

@@ -216,6 +216,22 @@ class Client:
             list(pool.map(send, to_send))
         return len(to_send), len(files) - len(to_send)
 
+    def export_duplicates(self, dataset: str, format: str = "jsonl", job_id: str = "") -> bytes:
+        """Every group of a finished duplicates job (the dataset's latest by default) as a file: jsonl or csv."""
+        return self._file(f"/v1/datasets/{quote(dataset, safe='')}/duplicates/export",
+                          {"format": format, **({"job": job_id} if job_id else {})})
+
+    def export_suspects(self, dataset: str, format: str = "jsonl", job_id: str = "", label: str = "") -> bytes:
+        """Every suspect of a finished suspect-labels job (the dataset's latest by default) as a
+        file: jsonl, csv or coco."""
+        return self._file(f"/v1/datasets/{quote(dataset, safe='')}/suspects/export",
+                          {"format": format, **({"job": job_id} if job_id else {}), **({"label": label} if label else {})})
+
+    def _file(self, path: str, params: dict) -> bytes:
+        response = self._send(lambda: self.http.get(path, params=params), f"GET {path}")
+        _raise_for_problem(response)
+        return response.content
+
     def image(self, dataset: str, key: str) -> bytes:
         """The stored image's bytes."""
         path = f"/v1/images/{quote(dataset, safe='')}/{quote(key, safe='/')}"

@@ -232,6 +232,8 @@ class SuspectLabel(BaseModel):
     dataset: str
     key: str
     url: str
+    width: int = Field(description="its image's upright width in pixels")
+    height: int
     box: Box
     label: str
     suggested_label: str = Field(description="the label its neighbours agree on")

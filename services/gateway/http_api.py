@@ -29,7 +29,7 @@ from services.common.wire import JOB_STATE_NAMES, LEVEL_ENUMS, SOURCE_ENUMS, SOU
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
-from vizsearch.export import FORMATS, export
+from vizsearch.export import FORMATS, GROUP_FORMATS, export, export_groups, export_suspects
 from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates, DuplicatesBody,
                               DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure, FilesCheck,
                               FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
@@ -42,7 +42,7 @@ PROBLEM = "application/problem+json"
 WEB_APP = Path(__file__).parent / "web"  # the web app's files, served as they are (no build step)
 BEARER = HTTPBearer(auto_error=False, description="An API key (when the gateway requires keys).")
 PROBLEMS = {status: {"model": Problem, "description": HTTPStatus(status).phrase}
-            for status in (401, 403, 404, 413, 422, 429, 503, 504)}
+            for status in (401, 403, 404, 409, 413, 422, 429, 503, 504)}
 # Thumbnails are named by the image's version: a browser may use one for five minutes, and
 # a day more while it checks in the background (a replaced image shows within minutes).
 THUMBNAIL_CACHE_CONTROL = "private, max-age=300, stale-while-revalidate=86400"
@@ -154,7 +154,8 @@ def _corners(box: common_pb2.Box) -> list[float]:
 def suspects(reply: indexer_pb2.GetSuspectLabelsResponse, base_url: str) -> Suspects:
     dataset = reply.job.dataset
     return Suspects(job=job(reply.job), total_suspects=reply.total_suspects, suspects=[
-        SuspectLabel(dataset=dataset, key=s.key, url=image_url(base_url, dataset, s.key), box=_corners(s.box),
+        SuspectLabel(dataset=dataset, key=s.key, url=image_url(base_url, dataset, s.key), width=s.width,
+                     height=s.height, box=_corners(s.box),
                      label=s.label, suggested_label=s.suggested_label, agreement=round(s.agreement, 6),
                      neighbours=[SuspectNeighbour(key=n.key, url=image_url(base_url, dataset, n.key), box=_corners(n.box),
                                                   label=n.label, similarity=round(n.similarity, 6))
@@ -414,6 +415,39 @@ def create_app(gateway: Gateway) -> FastAPI:
             dataset=name, job_id=job_id, label=label, limit=limit, offset=offset))
         return suspects(reply, str(request.base_url))
 
+    @api.get("/v1/datasets/{name}/duplicates/export", response_class=Response,
+             responses={200: {"description": "the groups as a file",
+                              "content": {FORMATS[f][0]: {} for f in GROUP_FORMATS}}, 409: PROBLEMS[409]})
+    async def export_duplicates(name: str, request: Request, principal: Caller,
+                                format: Literal["jsonl", "csv"] = "jsonl", job_id: Annotated[str, QueryParameter(
+                                    alias="job", description="default: the dataset's latest duplicates job")] = ""):
+        """Every group of a finished duplicates job as a file: a group per JSON line, or a CSV row per image."""
+        async def page(job: str, offset: int):
+            reply = duplicates(await gateway.duplicates(principal, indexer_pb2.GetDuplicatesRequest(
+                dataset=name, job_id=job, limit=1000, offset=offset)), str(request.base_url))
+            return reply.job, reply.groups, reply.total_groups
+
+        groups = await _every_page(page, job_id)
+        return _download(export_groups(groups, format), format, f"{name}-duplicates")
+
+    @api.get("/v1/datasets/{name}/suspects/export", response_class=Response,
+             responses={200: {"description": "the suspects as a file",
+                              "content": {media: {} for media, _ in FORMATS.values()}}, 409: PROBLEMS[409]})
+    async def export_suspects_file(name: str, request: Request, principal: Caller,
+                                   format: Literal["jsonl", "csv", "coco"] = "jsonl",
+                                   job_id: Annotated[str, QueryParameter(
+                                       alias="job", description="default: the dataset's latest suspect-labels job")] = "",
+                                   label: Annotated[str, QueryParameter(description="only boxes labelled this")] = ""):
+        """Every suspect of a finished suspect-labels job as a file: JSON lines, CSV, or COCO (each
+        suspect box an annotation of its current label, with the suggested one beside it)."""
+        async def page(job: str, offset: int):
+            reply = suspects(await gateway.suspects(principal, indexer_pb2.GetSuspectLabelsRequest(
+                dataset=name, job_id=job, label=label, limit=1000, offset=offset)), str(request.base_url))
+            return reply.job, reply.suspects, reply.total_suspects
+
+        found = await _every_page(page, job_id)
+        return _download(export_suspects(found, format), format, f"{name}-suspects")
+
     @api.delete("/v1/datasets/{name}", response_model=Deleted)
     async def delete_dataset(name: str, principal: Caller):
         return Deleted(deleted_entries=(await gateway.delete_dataset(principal, name)).deleted_entries)
@@ -475,6 +509,27 @@ def _openapi(app: FastAPI) -> dict:
                     content[PROBLEM] = content.pop("application/json")
         app.openapi_schema = document
     return app.openapi_schema
+
+
+async def _every_page(page, job_id: str) -> list:
+    """Every result of an analysis job, a page at a time: page(job, offset) -> (job, items, total).
+    The first page names the job, so every page reads the same one."""
+    job, items, total = await page(job_id, 0)
+    if job.state in ("queued", "running"):
+        raise GatewayError(409, f"the {job.kind} job {job.id} has not finished: export it when it has")
+    if job.state == "failed":
+        raise GatewayError(409, f"the {job.kind} job {job.id} failed ({job.error}): nothing to export")
+    found = list(items)
+    while items and len(found) < total:
+        _, items, total = await page(job.id, len(found))
+        found += items
+    return found
+
+
+def _download(data: bytes, format: str, name: str) -> Response:
+    media_type, extension = FORMATS[format]
+    return Response(data, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{quote(name, safe="")}.{extension}"'})
 
 
 def _box(text: str) -> images.Box:

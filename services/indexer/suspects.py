@@ -51,7 +51,7 @@ class SuspectFinder:
         vectors, ef = self.state.vectors, self.settings.analysis_search_ef
         try:
             rows = vectors.entries_by_id(version, "objects", [entry_id for entry_id, _ in entries],
-                                         [*_FIELDS, "vector"])
+                                         [*_FIELDS, "width", "height", "vector"])
             check_wanted()
             neighbours = vectors.nearest(
                 version, "objects", [row["vector"] for row in rows], search.neighbours + _SPARE_HITS,
@@ -65,7 +65,8 @@ class SuspectFinder:
             if verdict is not None:
                 suggested, agreement = verdict
                 findings.append((row["id"], json.dumps({
-                    "key": row["key"], "box": [row[f] for f in _BOX], "label": row["label"], "suggested": suggested,
+                    "key": row["key"], "box": [row[f] for f in _BOX], "size": [row["width"], row["height"]],
+                    "label": row["label"], "suggested": suggested,
                     "agreement": round(agreement, 6),
                     "neighbours": [[v["key"], [v[f] for f in _BOX], v["label"], round(v["similarity"], 6)]
                                    for v in voters if v["label"] == suggested]}, ensure_ascii=False)))
@@ -106,7 +107,8 @@ def rank_suspects(stored: Iterable[tuple[bytes, bytes]]) -> list[indexer_pb2.Sus
     for _, value in stored:
         finding = json.loads(value)
         suspects.append(indexer_pb2.SuspectLabel(
-            key=finding["key"], box=_box(finding["box"]), label=finding["label"],
+            key=finding["key"], box=_box(finding["box"]), width=finding["size"][0], height=finding["size"][1],
+            label=finding["label"],
             suggested_label=finding["suggested"], agreement=finding["agreement"],
             neighbours=[indexer_pb2.SuspectNeighbour(key=key, box=_box(box), label=label, similarity=similarity)
                         for key, box, label, similarity in finding["neighbours"]]))

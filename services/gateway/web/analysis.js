@@ -3,7 +3,7 @@
 // at a time. Each page says how to start, read and draw (`spec`).
 
 import * as api from "./api.js";
-import { duration, h, replace } from "./dom.js";
+import { duration, h, replace, saveFile } from "./dom.js";
 
 const POLL_MS = 1000;
 const PER_PAGE = 50;
@@ -14,7 +14,8 @@ export const count = (n, noun, plural = `${noun}s`) => `${n.toLocaleString()} ${
 /**
  * spec: {view, title, hint, id (element id prefix), startLabel, nouns ([singular, plural] of what a job compares),
  *        controls(names, dataset) -> [elements], onDataset(name), start(dataset) -> promise,
- *        read(dataset, {limit, offset}) -> {job, items, total}, summary(reply) -> text, item(x, number) -> element}
+ *        read(dataset, {limit, offset}) -> {job, items, total}, summary(reply) -> text, item(x, number) -> element,
+ *        exports: {format: its name}, exportPath(dataset, format, jobId) -> the API path of the file}
  */
 export function mountAnalysis(main, app, spec) {
   let dataset = new URLSearchParams(location.search).get("dataset") || "";
@@ -27,13 +28,18 @@ export function mountAnalysis(main, app, spec) {
   const extra = h("div", { class: "analysis-extra" });
   const start = h("button", { type: "button", id: `${spec.id}-start`, onclick: () => startJob() }, spec.startLabel);
   const status = h("p", { class: "status", id: `${spec.id}-status`, role: "status" });
+  let jobShown = null;
+  const exportSelect = h("select", { id: `${spec.id}-export`, hidden: true, "aria-label": "export every result",
+                                     onchange: () => exportAll(exportSelect.value) },
+    h("option", { value: "" }, "Export…"),
+    Object.entries(spec.exports).map(([format, name]) => h("option", { value: format }, name)));
   const list = h("div", { class: "analysis-list", id: `${spec.id}-list` });
   const more = h("button", { type: "button", class: "quiet", id: `${spec.id}-more`, hidden: true, onclick: () => nextPage() },
     "More");
   replace(main, h("section", { class: "analysis-page" },
     h("div", { class: "page-head" }, h("h1", {}, spec.title), h("p", { class: "hint" }, spec.hint)),
     h("div", { class: "analysis-controls" }, h("label", {}, "Dataset ", datasetSelect), extra, start),
-    status, list, more));
+    h("div", { class: "result-bar" }, status, exportSelect), list, more));
 
   async function loadDatasets() {
     try {
@@ -85,6 +91,7 @@ export function mountAnalysis(main, app, spec) {
     shown = 0;
     replace(list);
     more.hidden = true;
+    exportSelect.hidden = true;
     if (!reply) {
       start.disabled = false;
       status.textContent = `No job for ${name} yet.`;
@@ -105,7 +112,21 @@ export function mountAnalysis(main, app, spec) {
     }
     status.textContent = `${spec.summary(reply)} (job ${job.id}, ${new Date(job.finished_at).toLocaleString()})` +
       (job.failed ? `; ${count(job.failed, ...spec.nouns)} failed` : "");
+    jobShown = job.id;
+    exportSelect.hidden = reply.total === 0;
     show(reply);
+  }
+
+  /** Downloads every result of the job shown, in a format the API exports. */
+  async function exportAll(format) {
+    exportSelect.value = "";
+    if (!format) return;
+    try {
+      saveFile(await api.file(spec.exportPath(dataset, format, jobShown)),
+               `${dataset}-${spec.view}.${format === "coco" ? "json" : format}`);
+    } catch (error) {
+      app.showError(error);
+    }
   }
 
   async function nextPage() {

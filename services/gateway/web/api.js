@@ -64,6 +64,8 @@ export async function call(method, path, body, { signal } = {}) {
 export const search = (body, options) => call("POST", "/v1/search", body, options);
 /** The search's results as a file (body: a search with `format`: jsonl, csv or coco). */
 export const exportResults = async (body) => (await send("POST", "/v1/search/export", body)).blob();
+/** A file the API serves (an export), as a blob. */
+export const file = async (path) => (await send("GET", path)).blob();
 export const datasets = () => call("GET", "/v1/datasets");
 export const jobs = (dataset, limit = 10) => call("GET", `/v1/jobs?dataset=${encodeURIComponent(dataset)}&limit=${limit}`);
 export const scan = (dataset) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/scan`);

@@ -33,6 +33,15 @@ export function replace(element, ...children) {
   return fill(element, {}, children);
 }
 
+/** Saves a blob as a file the browser downloads. */
+export function saveFile(blob, name) {
+  const link = h("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
 /** "1.2 s", "3 min", "2 h 5 min". */
 export function duration(seconds) {
   if (!isFinite(seconds) || seconds <= 0) return "";

@@ -36,6 +36,9 @@ export function mount(main, app) {
       if (threshold.value !== "") body.threshold = Number(threshold.value);
       return api.findDuplicates(dataset, body);
     },
+    exports: { jsonl: "JSON lines", csv: "CSV" },
+    exportPath: (dataset, format, job) =>
+      `/v1/datasets/${encodeURIComponent(dataset)}/duplicates/export?format=${format}&job=${encodeURIComponent(job)}`,
     async read(dataset, page) {
       const reply = await api.duplicates(dataset, page);
       return { ...reply, items: reply.groups, total: reply.total_groups };

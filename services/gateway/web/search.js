@@ -2,7 +2,7 @@
 // results with their boxes drawn, fetched a page at a time as the grid scrolls.
 
 import * as api from "./api.js";
-import { h, labelColour, replace, s } from "./dom.js";
+import { h, labelColour, replace, s, saveFile } from "./dom.js";
 import { PAGE, commaList, describe, fromUrl, level, toRequest, toUrl, usable } from "./query.js";
 import { openViewer } from "./viewer.js";
 
@@ -274,12 +274,7 @@ export function mount(main, app) {
     if (!format) return;
     try {
       const body = { ...toRequest(state, 0), top_k: Math.min(Math.max(grid.children.length, 1), 1000), format };
-      const link = h("a", { href: URL.createObjectURL(await api.exportResults(body)),
-                            download: `vizsearch-results.${format === "coco" ? "json" : format}` });
-      document.body.append(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+      saveFile(await api.exportResults(body), `vizsearch-results.${format === "coco" ? "json" : format}`);
     } catch (error) {
       app.showError(error);
     }

@@ -22,6 +22,9 @@ export function mount(main, app) {
     start(dataset) {
       return api.findSuspects(dataset, neighbours.value === "" ? {} : { neighbours: Number(neighbours.value) });
     },
+    exports: { jsonl: "JSON lines", csv: "CSV", coco: "COCO" },
+    exportPath: (dataset, format, job) => `/v1/datasets/${encodeURIComponent(dataset)}/suspects/export?` +
+      new URLSearchParams({ format, job, ...(label.value.trim() ? { label: label.value.trim() } : {}) }),
     async read(dataset, page) {
       const reply = await api.suspects(dataset, { ...page, label: label.value.trim() });
       return { ...reply, items: reply.suspects, total: reply.total_suspects };

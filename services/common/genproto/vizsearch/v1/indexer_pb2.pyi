@@ -263,20 +263,24 @@ class SuspectNeighbour(_message.Message):
     def __init__(self, key: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., similarity: _Optional[float] = ...) -> None: ...
 
 class SuspectLabel(_message.Message):
-    __slots__ = ("key", "box", "label", "suggested_label", "agreement", "neighbours")
+    __slots__ = ("key", "box", "label", "suggested_label", "agreement", "neighbours", "width", "height")
     KEY_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SUGGESTED_LABEL_FIELD_NUMBER: _ClassVar[int]
     AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOURS_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
     key: str
     box: _common_pb2.Box
     label: str
     suggested_label: str
     agreement: float
     neighbours: _containers.RepeatedCompositeFieldContainer[SuspectNeighbour]
-    def __init__(self, key: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., suggested_label: _Optional[str] = ..., agreement: _Optional[float] = ..., neighbours: _Optional[_Iterable[_Union[SuspectNeighbour, _Mapping]]] = ...) -> None: ...
+    width: int
+    height: int
+    def __init__(self, key: _Optional[str] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ..., label: _Optional[str] = ..., suggested_label: _Optional[str] = ..., agreement: _Optional[float] = ..., neighbours: _Optional[_Iterable[_Union[SuspectNeighbour, _Mapping]]] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
 class GetSuspectLabelsResponse(_message.Message):
     __slots__ = ("job", "suspects", "total_suspects")
