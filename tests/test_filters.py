@@ -103,6 +103,7 @@ def test_grpc_filters_as_http_does(api, indexed, gateway_grpc):
 @pytest.mark.parametrize("filters, words", [
     ({"min_width": 500, "max_width": 100}, "filters.min_width (500) is above filters.max_width (100)"),
     ({"min_height": -1}, "min_height"),
+    ({"min_width": 2**70}, "min_width"),  # beyond the wire's int32: refused, not a 500
     ({"exclude_labels": [""]}, "filters.exclude_labels has an empty value"),
     ({"all_labels": ["car"] * 300}, "all_labels"),
     ({"key_prefix": "k" * 1025}, "key_prefix"),
@@ -112,3 +113,9 @@ def test_filters_that_cannot_apply_are_refused_by_name(api, filters, words):
     reply = api.post("/v1/search", headers=READER, json={"query": {"text": "a street"}, **filters})
     assert reply.status_code == 422 and reply.headers["content-type"] == "application/problem+json", reply.text
     assert words in reply.json()["detail"], reply.json()
+
+
+def test_a_size_beyond_any_image_is_refused_in_an_upload_search_too(api):
+    reply = api.post("/v1/search/upload", headers=READER, files={"file": ("a.jpg", b"x", "image/jpeg")},
+                     data={"min_width": str(2**70)})
+    assert reply.status_code == 422 and "min_width" in reply.text, reply.text

@@ -26,7 +26,8 @@ def voter(label: str, similarity: float) -> dict:
 
 # -- the vote --------------------------------------------------------------------------
 def test_neighbours_that_agree_on_another_label_outvote_the_box():
-    assert vote("car", [voter("taxi", 0.9), voter("taxi", 0.8), voter("car", 0.5)], 0.5) == ("taxi", pytest.approx(1.7 / 2.2))
+    voters = [voter("taxi", 0.9), voter("taxi", 0.8), voter("car", 0.5)]
+    assert vote("car", voters, 0.5) == ("taxi", pytest.approx(1.7 / 2.2))
 
 
 @pytest.mark.parametrize("label, voters, min_agreement", [

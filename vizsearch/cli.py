@@ -368,8 +368,8 @@ def cmd_logout(args, client) -> int:
 
 COMMANDS: dict[str, Callable] = {
     "search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs, "job": cmd_job,
-    "scan": cmd_scan, "duplicates": cmd_duplicates, "suspects": cmd_suspects, "delete": cmd_delete, "download": cmd_download, "open": cmd_open,
-    "login": cmd_login, "logout": cmd_logout,
+    "scan": cmd_scan, "duplicates": cmd_duplicates, "suspects": cmd_suspects, "delete": cmd_delete,
+    "download": cmd_download, "open": cmd_open, "login": cmd_login, "logout": cmd_logout,
 }
 
 

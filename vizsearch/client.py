@@ -225,7 +225,8 @@ class Client:
         """Every suspect of a finished suspect-labels job (the dataset's latest by default) as a
         file: jsonl, csv or coco."""
         return self._file(f"/v1/datasets/{quote(dataset, safe='')}/suspects/export",
-                          {"format": format, **({"job": job_id} if job_id else {}), **({"label": label} if label else {})})
+                          {"format": format, **({"job": job_id} if job_id else {}),
+                           **({"label": label} if label else {})})
 
     def _file(self, path: str, params: dict) -> bytes:
         response = self._send(lambda: self.http.get(path, params=params), f"GET {path}")

@@ -12,6 +12,8 @@ from vizsearch.names import check_dataset_name, check_key, check_text
 # Milvus answers at most 16,384 hits past the first (limit + offset): the deepest a page can start.
 RESULT_WINDOW = 16384
 MAX_OFFSET = RESULT_WINDOW - 1
+# The largest image side a size filter takes, in pixels: no image is this large.
+MAX_SIDE = 1_000_000
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
 # Every string a request carries is valid Unicode (JSON can spell lone surrogates; no backend takes them).
 Text = Annotated[str, AfterValidator(check_text)]
@@ -70,10 +72,10 @@ class SearchBody(BaseModel):
     all_labels: list[Text] = Field([], max_length=256,
                                    description='images with a box of every one of these labels ("a car and a dog")')
     key_prefix: Text = Field("", max_length=1024, description="keys that start with this: a folder of the dataset")
-    min_width: int = Field(0, ge=0, description="the image's upright width in pixels, at least (0: any)")
-    max_width: int = Field(0, ge=0, description="at most (0: any)")
-    min_height: int = Field(0, ge=0)
-    max_height: int = Field(0, ge=0)
+    min_width: int = Field(0, ge=0, le=MAX_SIDE, description="the image's upright width in pixels, at least (0: any)")
+    max_width: int = Field(0, ge=0, le=MAX_SIDE, description="at most (0: any)")
+    min_height: int = Field(0, ge=0, le=MAX_SIDE)
+    max_height: int = Field(0, ge=0, le=MAX_SIDE)
     level: Literal["images", "objects"] | None = Field(None, description="default: objects for object queries")
     top_k: int = Field(20, ge=1, le=1000)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)

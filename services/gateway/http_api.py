@@ -30,12 +30,12 @@ from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, inde
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
 from vizsearch.export import FORMATS, GROUP_FORMATS, export, export_groups, export_suspects
-from vizsearch.models import (MAX_OFFSET, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates, DuplicatesBody,
-                              DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure, FilesCheck,
-                              FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult, Problem,
-                              Query, SearchBody, SearchResponse, SearchResult, SuspectLabel, SuspectNeighbour,
-                              Suspects, SuspectsBody, SuspectSearch, ThumbnailItem, Thumbnails, ThumbnailsBody,
-                              UploadedFile)
+from vizsearch.models import (MAX_OFFSET, MAX_SIDE, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates,
+                              DuplicatesBody, DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure,
+                              FilesCheck, FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult,
+                              Problem, Query, SearchBody, SearchResponse, SearchResult, SuspectLabel,
+                              SuspectNeighbour, Suspects, SuspectsBody, SuspectSearch, ThumbnailItem, Thumbnails,
+                              ThumbnailsBody, UploadedFile)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
@@ -116,9 +116,11 @@ def job(j: indexer_pb2.Job) -> Job:
                failed=j.failed, skipped=j.skipped, objects=j.objects, annotation_errors=j.annotation_errors,
                failures=[Failure(key=f.key, reason=f.reason) for f in j.failures], throughput=j.throughput,
                eta_seconds=j.eta_seconds, error=j.error, model_version=j.model_version,
-               duplicates=DuplicateSearch(datasets=list(j.duplicates.datasets), threshold=round(j.duplicates.threshold, 6))
+               duplicates=DuplicateSearch(datasets=list(j.duplicates.datasets),
+                                          threshold=round(j.duplicates.threshold, 6))
                if j.HasField("duplicates") else None,
-               suspects=SuspectSearch(neighbours=j.suspects.neighbours, min_agreement=round(j.suspects.min_agreement, 6))
+               suspects=SuspectSearch(neighbours=j.suspects.neighbours,
+                                      min_agreement=round(j.suspects.min_agreement, 6))
                if j.HasField("suspects") else None,
                **{field: getattr(j, field).ToDatetime(tzinfo=timezone.utc)
                   for field in ("created_at", "started_at", "finished_at") if j.HasField(field)})
@@ -157,8 +159,9 @@ def suspects(reply: indexer_pb2.GetSuspectLabelsResponse, base_url: str) -> Susp
         SuspectLabel(dataset=dataset, key=s.key, url=image_url(base_url, dataset, s.key), width=s.width,
                      height=s.height, box=_corners(s.box),
                      label=s.label, suggested_label=s.suggested_label, agreement=round(s.agreement, 6),
-                     neighbours=[SuspectNeighbour(key=n.key, url=image_url(base_url, dataset, n.key), box=_corners(n.box),
-                                                  label=n.label, similarity=round(n.similarity, 6))
+                     neighbours=[SuspectNeighbour(key=n.key, url=image_url(base_url, dataset, n.key),
+                                                  box=_corners(n.box), label=n.label,
+                                                  similarity=round(n.similarity, 6))
                                  for n in s.neighbours])
         for s in reply.suspects])
 
@@ -308,10 +311,10 @@ def create_app(gateway: Gateway) -> FastAPI:
         exclude_labels: Annotated[str, Form(description="comma-separated")] = "",
         all_labels: Annotated[str, Form(description="comma-separated")] = "",
         key_prefix: Annotated[str, Form(max_length=1024)] = "",
-        min_width: Annotated[int, Form(ge=0)] = 0,
-        max_width: Annotated[int, Form(ge=0)] = 0,
-        min_height: Annotated[int, Form(ge=0)] = 0,
-        max_height: Annotated[int, Form(ge=0)] = 0,
+        min_width: Annotated[int, Form(ge=0, le=MAX_SIDE)] = 0,
+        max_width: Annotated[int, Form(ge=0, le=MAX_SIDE)] = 0,
+        min_height: Annotated[int, Form(ge=0, le=MAX_SIDE)] = 0,
+        max_height: Annotated[int, Form(ge=0, le=MAX_SIDE)] = 0,
         level: Annotated[Literal["images", "objects"] | None, Form()] = None,
         top_k: Annotated[int, Form(ge=1, le=1000)] = 20,
         offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
@@ -404,8 +407,9 @@ def create_app(gateway: Gateway) -> FastAPI:
         return job(await gateway.find_suspects(principal, request))
 
     @api.get("/v1/datasets/{name}/suspects", response_model=Suspects)
-    async def get_suspects(name: str, request: Request, principal: Caller, job_id: Annotated[str, QueryParameter(
-                               alias="job", description="a suspect-labels job of the dataset; default: its latest")] = "",
+    async def get_suspects(name: str, request: Request, principal: Caller,
+                           job_id: Annotated[str, QueryParameter(
+                               alias="job", description="a suspect-labels job of the dataset; default: the latest")] = "",
                            label: Annotated[str, QueryParameter(description="only boxes labelled this")] = "",
                            limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
                            offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0):
@@ -436,7 +440,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     async def export_suspects_file(name: str, request: Request, principal: Caller,
                                    format: Literal["jsonl", "csv", "coco"] = "jsonl",
                                    job_id: Annotated[str, QueryParameter(
-                                       alias="job", description="default: the dataset's latest suspect-labels job")] = "",
+                                       alias="job", description="default: the latest suspect-labels job")] = "",
                                    label: Annotated[str, QueryParameter(description="only boxes labelled this")] = ""):
         """Every suspect of a finished suspect-labels job as a file: JSON lines, CSV, or COCO (each
         suspect box an annotation of its current label, with the suggested one beside it)."""

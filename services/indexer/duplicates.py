@@ -140,7 +140,8 @@ def group_pairs(pairs: Iterable[Pair]) -> list[indexer_pb2.DuplicateGroup]:
         copies = any(len(images[n]) > 1 for n in nodes)
         similarities = similarities + [1.0] * copies
         groups.append(indexer_pb2.DuplicateGroup(
-            images=[common_pb2.ObjectRef(dataset=d, key=k) for d, k in sorted(set().union(*(images[n] for n in nodes)))],
+            images=[common_pb2.ObjectRef(dataset=d, key=k)
+                    for d, k in sorted(set().union(*(images[n] for n in nodes)))],
             min_similarity=min(similarities), max_similarity=max(similarities), exact=len(nodes) == 1))
     groups.sort(key=lambda g: (-len(g.images), -g.min_similarity, g.images[0].dataset, g.images[0].key))
     return groups
