@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates bench-suspects chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates bench-suspects bench-map chaos images clean
 
 setup: $(STAMP)
 
@@ -74,16 +74,21 @@ IMAGES ?= 300
 chaos: setup
 	$(PYTHON) -m tests.bench.chaos --images $(IMAGES)
 
-# Duplicate detection: the threshold's precision and recall (docs/duplicates.md).
+# Duplicate detection: the threshold's precision and recall (docs/insights.md).
 ORIGINALS ?= 100
 bench-duplicates: setup
 	$(PYTHON) -m tests.bench.bench_duplicates --originals $(ORIGINALS) $(if $(SCALE),--scale $(SCALE))
 
-# Suspect labels on demo data with a known fraction relabelled (docs/duplicates.md).
+# Suspect labels on demo data with a known fraction relabelled (docs/insights.md).
 SUSPECT_IMAGES ?= 300
 SWAPPED ?= 0.1
 bench-suspects: setup
 	$(PYTHON) -m tests.bench.bench_suspects --images $(SUSPECT_IMAGES) --swapped $(SWAPPED)
+
+# A map job's time on synthetic vectors (docs/insights.md).
+POINTS ?= 100000
+bench-map: setup
+	$(PYTHON) -m tests.bench.bench_map --points $(POINTS)
 
 VECTORS ?= 100000
 bench-query: setup

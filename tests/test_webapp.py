@@ -469,3 +469,28 @@ def test_the_suspect_labels_page_shows_each_suspect_beside_its_outvoting_neighbo
     page.press("#sus-label", "Enter")
     expect(page.locator("#sus-status")).to_contain_text(f"labelled {label}")
     assert set(page.locator(".suspect").evaluate_all("ss => ss.map(s => s.dataset.label)")) == {label}
+
+
+def test_the_map_draws_every_image_and_a_dragged_region_shows_its_images(page):
+    with_key(page).goto(f"/?view=map&dataset={DATASET}")
+    expect(page.locator("#map-dataset")).to_have_value(DATASET)
+    page.click("#map-start")
+    expect(page.locator("#map-status")).to_contain_text(f"{IMAGES} images on the map", timeout=180_000)
+    legend = page.locator("#map-legend li").all_inner_texts()
+    assert legend and all(re.search(r"\d+$", item) or "more" in item for item in legend)
+    canvas = page.locator("#map-canvas").bounding_box()
+    page.mouse.move(canvas["x"] + 2, canvas["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] - 2, steps=5)
+    screenshot(page, "17-map-selecting")
+    page.mouse.up()
+    chosen = int(re.match(r"(\d+) points? in the region", page.locator("#map-selected").inner_text()).group(1))
+    assert 0 < chosen < IMAGES, "the left half holds some of the images, not all"
+    assert page.locator("#map-selection .tile").count() == chosen
+    page.wait_for_function("() => [...document.querySelectorAll('#map-selection .tile img')]"
+                           ".every(i => i.complete && i.naturalWidth)")
+    screenshot(page, "18-map-selection")
+    page.select_option("#map-colour", "dataset")
+    assert page.locator("#map-legend li").all_inner_texts() == [f"{DATASET} {IMAGES}"]
+    page.locator("#map-selection .tile a").first.click()
+    wait_for_results(page)

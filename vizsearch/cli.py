@@ -7,6 +7,7 @@
     vizsearch datasets | jobs [--dataset D] | job ID | scan NAME | delete NAME
     vizsearch duplicates NAME [--against OTHER] [--threshold 0.9]   find duplicate images, show the groups
     vizsearch suspects NAME [--show]          annotated boxes whose neighbours agree on another label
+    vizsearch map NAME [--level objects]      project a dataset's vectors to 2-D (the web app draws it)
     vizsearch download DATASET KEY [-o FILE] | open DATASET KEY
     vizsearch completion bash|zsh             shell completion (source its output)
 
@@ -305,6 +306,27 @@ def cmd_suspects(args, client) -> int:
     return exit_status(job)
 
 
+def cmd_map(args, client) -> int:
+    """Starts a map job and summarises its points when it ends (--show: the latest map's, now);
+    --export writes every point (x, y, image, labels, box)."""
+    from vizsearch.models import MAX_MAP_POINTS
+
+    found = _analysis(args, client, lambda: client.make_map(args.dataset, args.level, args.max_points),
+                      lambda job_id: client.map(args.dataset, args.level, job_id, MAX_MAP_POINTS if args.export
+                                                else 1), "pt")
+    if isinstance(found, int):
+        return found
+    job = found.job
+    if args.export:
+        from vizsearch.export import export_points
+
+        write_file(args, export_points(found.points, args.export), f"{len(found.points)} points")
+        return exit_status(job)
+    print(f"job {job.id}: a map of {found.total_points:,} {job.map.level} (at most {job.map.max_points:,} are "
+          f"mapped): {args.url.rstrip('/')}/?view=map&dataset={quote(args.dataset, safe='')}&level={job.map.level}")
+    return exit_status(job)
+
+
 def cmd_delete(args, client) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
@@ -369,7 +391,7 @@ def cmd_logout(args, client) -> int:
 COMMANDS: dict[str, Callable] = {
     "search": cmd_search, "ingest": cmd_ingest, "datasets": cmd_datasets, "jobs": cmd_jobs, "job": cmd_job,
     "scan": cmd_scan, "duplicates": cmd_duplicates, "suspects": cmd_suspects, "delete": cmd_delete,
-    "download": cmd_download, "open": cmd_open, "login": cmd_login, "logout": cmd_logout,
+    "map": cmd_map, "download": cmd_download, "open": cmd_open, "login": cmd_login, "logout": cmd_logout,
 }
 
 
@@ -466,6 +488,14 @@ def build_parser() -> argparse.ArgumentParser:
     suspects.add_argument("--export", choices=["jsonl", "csv", "coco"],
                           help="write every suspect as JSON lines, CSV or COCO (each box with its current label)")
     suspects.add_argument("-o", "--output", help="with --export: the file to write (default: standard output)")
+    map_ = command("map", "project a dataset's image or object vectors to 2-D (write role); the web app draws it")
+    map_.add_argument("dataset")
+    map_.add_argument("--level", choices=["images", "objects"], default="images", help="what the points are")
+    map_.add_argument("--max-points", type=int, help="map a random sample of this many (default: the indexer's)")
+    map_.add_argument("--show", action="store_true", help="the latest map of the level (or --job's), now")
+    map_.add_argument("--job", help="with --show: this map job")
+    map_.add_argument("--export", choices=["jsonl", "csv"], help="write every point: x, y, image, labels, box")
+    map_.add_argument("-o", "--output", help="with --export: the file to write (default: standard output)")
     delete = command("delete", "delete a dataset's vectors and records; the stored images stay (admin role)")
     delete.add_argument("dataset")
     delete.add_argument("--yes", action="store_true", help="do not ask")

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import httpx
 
-from vizsearch.models import (Dataset, DatasetList, Deleted, Duplicates, Embeddings, Job, JobList, ModelInfo,
+from vizsearch.models import (Dataset, DatasetList, Deleted, Duplicates, Embeddings, Job, JobList, Map, ModelInfo,
                               SearchResponse, Suspects)
 
 logger = logging.getLogger(__name__)
@@ -215,6 +215,17 @@ class Client:
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(send, to_send))
         return len(to_send), len(files) - len(to_send)
+
+    def make_map(self, dataset: str, level: str = "images", max_points: int | None = None) -> Job:
+        """Starts a job that projects the dataset's image (or object) vectors to 2-D (write role)."""
+        body = {"level": level, **({"max_points": max_points} if max_points is not None else {})}
+        return Job.model_validate(self._call("POST", f"/v1/datasets/{quote(dataset, safe='')}/map", json=body))
+
+    def map(self, dataset: str, level: str = "images", job_id: str = "", points: int = 20_000) -> Map:
+        """The dataset's latest map of the level (or the named one): its points once it ended,
+        a fixed random sample of `points` when it has more."""
+        params = {"level": level, "points": points, **({"job": job_id} if job_id else {})}
+        return Map.model_validate(self._call("GET", f"/v1/datasets/{quote(dataset, safe='')}/map", params=params))
 
     def export_duplicates(self, dataset: str, format: str = "jsonl", job_id: str = "") -> bytes:
         """Every group of a finished duplicates job (the dataset's latest by default) as a file: jsonl or csv."""

@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Sequence
 
-from vizsearch.models import DuplicateGroup, SearchResult, SuspectLabel
+from vizsearch.models import DuplicateGroup, MapPoint, SearchResult, SuspectLabel
 
 # format -> (media type, file extension)
 FORMATS = {"jsonl": ("application/x-ndjson", "jsonl"), "csv": ("text/csv", "csv"), "coco": ("application/json", "json")}
@@ -23,6 +23,7 @@ GROUP_CSV_COLUMNS = ("group", "images", "exact", "min_similarity", "max_similari
 SUSPECT_CSV_COLUMNS = ("rank", "dataset", "key", "width", "height", "url", "box_x1", "box_y1", "box_x2", "box_y2",
                        "label", "suggested_label", "agreement", "voters")
 GROUP_FORMATS = ("jsonl", "csv")
+POINT_CSV_COLUMNS = ("x", "y", "dataset", "key", "labels", "box_x1", "box_y1", "box_x2", "box_y2")
 
 
 def export(results: Sequence[SearchResult], format: str) -> bytes:
@@ -60,6 +61,17 @@ def export_suspects(suspects: Sequence[SuspectLabel], format: str) -> bytes:
     if format == "coco":
         return json.dumps(suspects_coco(suspects), indent=1).encode()
     raise ValueError(f"format is {format!r}: give one of {', '.join(FORMATS)}")
+
+
+def export_points(points: Sequence[MapPoint], format: str) -> bytes:
+    """A map's points: a JSON line each, or a CSV row each (labels joined by |)."""
+    if format == "jsonl":
+        return _json_lines(points)
+    if format == "csv":
+        rows = ([f"{p.x:.5f}", f"{p.y:.5f}", p.dataset, p.key, "|".join(p.labels),
+                 *([f"{v:.2f}" for v in p.box] if p.box else [""] * 4)] for p in points)
+        return _csv(POINT_CSV_COLUMNS, rows)
+    raise ValueError(f"format is {format!r}: give one of {', '.join(GROUP_FORMATS)}")
 
 
 def suspects_coco(suspects: Sequence[SuspectLabel]) -> dict:

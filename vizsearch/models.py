@@ -14,6 +14,8 @@ RESULT_WINDOW = 16384
 MAX_OFFSET = RESULT_WINDOW - 1
 # The largest image side a size filter takes, in pixels: no image is this large.
 MAX_SIDE = 1_000_000
+# Map points returned by default (what a browser draws smoothly), and at most.
+MAP_POINTS_SHOWN, MAX_MAP_POINTS = 20_000, 200_000
 Box = Annotated[list[float], Field(min_length=4, max_length=4, description="[x1, y1, x2, y2] in pixels")]
 # Every string a request carries is valid Unicode (JSON can spell lone surrogates; no backend takes them).
 Text = Annotated[str, AfterValidator(check_text)]
@@ -154,6 +156,13 @@ class SuspectSearch(BaseModel):
     min_agreement: float = Field(description="share of the weighted votes another label needs to make a suspect")
 
 
+class MapProjection(BaseModel):
+    """What a map job projects: the dataset's entries of a level, all or a sample of max_points."""
+
+    level: Literal["images", "objects"]
+    max_points: int
+
+
 class Job(BaseModel):
     id: str
     dataset: str
@@ -175,6 +184,7 @@ class Job(BaseModel):
     finished_at: datetime | None = None
     duplicates: DuplicateSearch | None = Field(None, description="of a duplicates job: what it compares")
     suspects: SuspectSearch | None = Field(None, description="of a suspect-labels job: how it votes")
+    map: MapProjection | None = Field(None, description="of a map job: what it projects")
 
 
 class JobList(BaseModel):
@@ -247,6 +257,27 @@ class Suspects(BaseModel):
     job: Job
     suspects: list[SuspectLabel] = Field(description="most certain first; none until the job ends")
     total_suspects: int
+
+
+class MapBody(BaseModel):
+    level: Literal["images", "objects"] = "images"
+    max_points: int | None = Field(None, ge=2, description="default and most: the indexer's VIZSEARCH_MAP_MAX_POINTS")
+
+
+class MapPoint(BaseModel):
+    x: float = Field(description="0 to 1, left to right")
+    y: float = Field(description="0 to 1, top to bottom")
+    dataset: str
+    key: str
+    labels: list[str] = Field(description="an object's label; an image's boxes' distinct labels")
+    box: Box | None = Field(None, description="an object's box")
+
+
+class Map(BaseModel):
+    job: Job
+    points: list[MapPoint] = Field(description="a fixed random sample of the map's points when it has more than "
+                                               "were asked for; none until the job ends")
+    total_points: int
 
 
 class Duplicates(BaseModel):

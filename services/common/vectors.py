@@ -402,12 +402,18 @@ class VectorStore:
                   page: int = 1000) -> Iterator[list[tuple[str, str]]]:
         """The (id, key) of a dataset's entries at a level (with annotated_only, its ground-truth
         boxes), a page at a time."""
+        for rows in self.entry_pages(model_version, level, dataset, ["key"], page, annotated_only):
+            yield [(row["id"], row["key"]) for row in rows]
+
+    def entry_pages(self, model_version: str, level: str, dataset: str, fields: Sequence[str], page: int = 1000,
+                    annotated_only: bool = False) -> Iterator[list[dict]]:
+        """A dataset's entries at a level, with these fields (and their ids), a page at a time."""
         pages = self.client.query_iterator(
             self.collection(level, model_version), batch_size=page, filter=_scope([dataset], annotated_only),
-            output_fields=["key"], consistency_level="Strong")
+            output_fields=list(fields), consistency_level="Strong")
         try:
             while rows := pages.next():
-                yield [(row["id"], row["key"]) for row in rows]
+                yield rows
         finally:
             pages.close()
 

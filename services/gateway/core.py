@@ -469,6 +469,15 @@ class Gateway:
         self._check(principal.check_dataset, request.dataset)
         return await self._call("indexer", self.backends.indexer.GetSuspectLabels, request)
 
+    async def make_map(self, principal: Principal, request: indexer_pb2.MakeMapRequest) -> indexer_pb2.Job:
+        self._check(principal.require, "write")
+        self._check(principal.check_dataset, request.dataset)
+        return await self._call("indexer", self.backends.indexer.MakeMap, request)
+
+    async def map(self, principal: Principal, request: indexer_pb2.GetMapRequest) -> indexer_pb2.GetMapResponse:
+        self._check(principal.check_dataset, request.dataset)
+        return await self._call("indexer", self.backends.indexer.GetMap, request)
+
     async def delete_dataset(self, principal: Principal, name: str) -> indexer_pb2.DeleteDatasetResponse:
         self._check(principal.require, "admin")
         self._check(principal.check_dataset, name)

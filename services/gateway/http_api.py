@@ -29,13 +29,13 @@ from services.common.wire import JOB_STATE_NAMES, LEVEL_ENUMS, SOURCE_ENUMS, SOU
 from services.common.genproto.vizsearch.v1 import common_pb2, embedder_pb2, indexer_pb2, query_pb2
 from services.gateway.auth import Principal
 from services.gateway.core import DEFAULT_THUMBNAIL, Gateway, GatewayError, Thumbnail
-from vizsearch.export import FORMATS, GROUP_FORMATS, export, export_groups, export_suspects
-from vizsearch.models import (MAX_OFFSET, MAX_SIDE, Dataset, DatasetList, Deleted, DuplicateGroup, Duplicates,
-                              DuplicatesBody, DuplicateSearch, Embeddings, EmbeddingsBody, ExportBody, Failure,
-                              FilesCheck, FilesCheckBody, ImageRef, ImageSpec, Job, JobList, ModelInfo, ObjectResult,
-                              Problem, Query, SearchBody, SearchResponse, SearchResult, SuspectLabel,
-                              SuspectNeighbour, Suspects, SuspectsBody, SuspectSearch, ThumbnailItem, Thumbnails,
-                              ThumbnailsBody, UploadedFile)
+from vizsearch.export import FORMATS, GROUP_FORMATS, export, export_groups, export_points, export_suspects
+from vizsearch.models import (MAP_POINTS_SHOWN, MAX_MAP_POINTS, MAX_OFFSET, MAX_SIDE, Dataset, DatasetList, Deleted, DuplicateGroup, DuplicateSearch,
+                              Duplicates, DuplicatesBody, Embeddings, EmbeddingsBody, ExportBody, Failure, FilesCheck,
+                              FilesCheckBody, ImageRef, ImageSpec, Job, JobList, Map, MapBody, MapPoint,
+                              MapProjection, ModelInfo, ObjectResult, Problem, Query, SearchBody, SearchResponse,
+                              SearchResult, SuspectLabel, SuspectNeighbour, SuspectSearch, Suspects, SuspectsBody,
+                              ThumbnailItem, Thumbnails, ThumbnailsBody, UploadedFile)
 from vizsearch.names import check_text
 
 PROBLEM = "application/problem+json"
@@ -122,6 +122,7 @@ def job(j: indexer_pb2.Job) -> Job:
                suspects=SuspectSearch(neighbours=j.suspects.neighbours,
                                       min_agreement=round(j.suspects.min_agreement, 6))
                if j.HasField("suspects") else None,
+               map=MapProjection(level=j.map.level, max_points=j.map.max_points) if j.HasField("map") else None,
                **{field: getattr(j, field).ToDatetime(tzinfo=timezone.utc)
                   for field in ("created_at", "started_at", "finished_at") if j.HasField(field)})
 
@@ -164,6 +165,12 @@ def suspects(reply: indexer_pb2.GetSuspectLabelsResponse, base_url: str) -> Susp
                                                   similarity=round(n.similarity, 6))
                                  for n in s.neighbours])
         for s in reply.suspects])
+
+
+def map_reply(reply: indexer_pb2.GetMapResponse) -> Map:
+    return Map(job=job(reply.job), total_points=reply.total_points, points=[
+        MapPoint(x=round(p.x, 5), y=round(p.y, 5), dataset=p.dataset, key=p.key, labels=list(p.labels),
+                 box=_corners(p.box) if p.HasField("box") else None) for p in reply.points])
 
 
 # -- the app ---------------------------------------------------------------
@@ -409,7 +416,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     @api.get("/v1/datasets/{name}/suspects", response_model=Suspects)
     async def get_suspects(name: str, request: Request, principal: Caller,
                            job_id: Annotated[str, QueryParameter(
-                               alias="job", description="a suspect-labels job of the dataset; default: the latest")] = "",
+                               alias="job", description="a suspect-labels job; default: the latest")] = "",
                            label: Annotated[str, QueryParameter(description="only boxes labelled this")] = "",
                            limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
                            offset: Annotated[int, QueryParameter(ge=0, le=2**31 - 1)] = 0):
@@ -451,6 +458,39 @@ def create_app(gateway: Gateway) -> FastAPI:
 
         found = await _every_page(page, job_id)
         return _download(export_suspects(found, format), format, f"{name}-suspects")
+
+    @api.post("/v1/datasets/{name}/map", response_model=Job, status_code=202)
+    async def make_map(name: str, principal: Caller, body: MapBody | None = None):
+        """Starts a job that projects the dataset's image (or object) vectors to 2-D with UMAP
+        (write role)."""
+        body = body or MapBody()
+        request = indexer_pb2.MakeMapRequest(dataset=name, level=body.level)
+        if body.max_points is not None:
+            request.max_points = body.max_points
+        return job(await gateway.make_map(principal, request))
+
+    @api.get("/v1/datasets/{name}/map", response_model=Map)
+    async def get_map(name: str, principal: Caller, level: Literal["images", "objects"] = "images",
+                      job_id: Annotated[str, QueryParameter(
+                          alias="job", description="default: the latest of the level")] = "",
+                      points: Annotated[int, QueryParameter(ge=1, le=MAX_MAP_POINTS, description="the most returned")
+                                        ] = MAP_POINTS_SHOWN):
+        """The latest map job of the level (or the named one) and, once it has finished, its
+        points: all of them, or a fixed random sample of `points`."""
+        return map_reply(await gateway.map(principal, indexer_pb2.GetMapRequest(
+            dataset=name, job_id=job_id, level=level, points=points)))
+
+    @api.get("/v1/datasets/{name}/map/export", response_class=Response,
+             responses={200: {"description": "the points as a file",
+                              "content": {FORMATS[f][0]: {} for f in GROUP_FORMATS}}, 409: PROBLEMS[409]})
+    async def export_map(name: str, principal: Caller, level: Literal["images", "objects"] = "images",
+                         format: Literal["jsonl", "csv"] = "jsonl", job_id: Annotated[str, QueryParameter(
+                             alias="job", description="default: the latest of the level")] = ""):
+        """Every point of a finished map job as a file: x, y, the image, its labels (and box)."""
+        reply = map_reply(await gateway.map(principal, indexer_pb2.GetMapRequest(
+            dataset=name, job_id=job_id, level=level, points=MAX_MAP_POINTS)))
+        _check_finished(reply.job)
+        return _download(export_points(reply.points, format), format, f"{name}-map-{reply.job.map.level}")
 
     @api.delete("/v1/datasets/{name}", response_model=Deleted)
     async def delete_dataset(name: str, principal: Caller):
@@ -519,15 +559,20 @@ async def _every_page(page, job_id: str) -> list:
     """Every result of an analysis job, a page at a time: page(job, offset) -> (job, items, total).
     The first page names the job, so every page reads the same one."""
     job, items, total = await page(job_id, 0)
-    if job.state in ("queued", "running"):
-        raise GatewayError(409, f"the {job.kind} job {job.id} has not finished: export it when it has")
-    if job.state == "failed":
-        raise GatewayError(409, f"the {job.kind} job {job.id} failed ({job.error}): nothing to export")
+    _check_finished(job)
     found = list(items)
     while items and len(found) < total:
         _, items, total = await page(job.id, len(found))
         found += items
     return found
+
+
+def _check_finished(job: Job) -> None:
+    """An analysis job is exported once it has ended well, never half done."""
+    if job.state in ("queued", "running"):
+        raise GatewayError(409, f"the {job.kind} job {job.id} has not finished: export it when it has")
+    if job.state == "failed":
+        raise GatewayError(409, f"the {job.kind} job {job.id} failed ({job.error}): nothing to export")
 
 
 def _download(data: bytes, format: str, name: str) -> Response:

@@ -91,6 +91,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         return await self.gateway.suspects(principal, request)
 
     @_unary
+    async def MakeMap(self, principal, request):
+        return await self.gateway.make_map(principal, request)
+
+    @_unary
+    async def GetMap(self, principal, request):
+        return await self.gateway.map(principal, request)
+
+    @_unary
     async def GetThumbnails(self, principal, request):
         items = [(i.ref.dataset, i.ref.key, i.size or DEFAULT_THUMBNAIL,
                   images.Box(i.box.x1, i.box.y1, i.box.x2, i.box.y2) if i.HasField("box") else None, i.format or "webp")

@@ -73,7 +73,7 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     job_history: int = Field(1000, ge=1, description="Jobs kept per dataset; older ones are forgotten.")
     duplicate_threshold: float = Field(
         0.85, gt=0, le=1, description="Cosine similarity from which two images are near duplicates, unless a "
-        "duplicates job names its own (docs/duplicates.md gives the precision and recall it was chosen by).",
+        "duplicates job names its own (docs/insights.md gives the precision and recall it was chosen by).",
     )
     duplicate_neighbours: int = Field(
         16, ge=1, le=1024, description="Nearest images a duplicates job looks at per image (exact copies are found "
@@ -94,4 +94,8 @@ class IndexerSettings(ServiceSettings, StorageSettings, VectorSettings):
     analysis_batch_size: int = Field(
         256, ge=1, le=4096, description="Entries per task of a duplicates or suspect-labels job: one batched search "
         "each.",
+    )
+    map_max_points: int = Field(
+        200_000, ge=100, le=2_000_000, description="Most points a map job projects; a larger dataset is mapped "
+        "from a uniform random sample of this many (UMAP holds them all in memory: about 1 KB each).",
     )

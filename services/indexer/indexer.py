@@ -14,17 +14,19 @@ from pymilvus.exceptions import MilvusException
 from services.common.genproto.vizsearch.v1 import indexer_pb2
 from services.common.storage import ObjectNotFound
 from services.common.wire import FINISHED_JOB_STATES
-from services.indexer.catalog import DatasetConfig
-from vizsearch.names import check_dataset_name
-from services.indexer.dispatcher import Dispatcher
-from services.indexer.events import DatasetChanges
 from services.indexer.analysis import ResultCache, plan_unit
+from services.indexer.catalog import DatasetConfig
+from services.indexer.dispatcher import Dispatcher
 from services.indexer.duplicates import group_pairs, parse_pairs
-from services.indexer.jobs import DUPLICATES, EVENT, RECONCILE, SCAN, SUSPECTS
+from services.indexer.events import DatasetChanges
+from services.indexer.ingest import chunks
+from services.indexer.jobs import DUPLICATES, EVENT, MAP, RECONCILE, SCAN, SUSPECTS
+from services.indexer.maps import read_points, sample
 from services.indexer.state import IndexerState, Transient
 from services.indexer.suspects import rank_suspects
 from services.indexer.work import SCAN_UNIT, batch_units
-from services.indexer.ingest import chunks
+from vizsearch.models import MAP_POINTS_SHOWN, MAX_MAP_POINTS
+from vizsearch.names import check_dataset_name
 
 logger = logging.getLogger(__name__)
 # A worker that wrote for a dataset just deleted and died before taking it back leaves
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 _DELETED_WATCH_S = 600.0
 RESERVED_PREFIXES = (".", "_")
 MAX_RESULTS_PAGE = 1000
+MAP_LEVELS = ("images", "objects")
 
 
 class UnknownDataset(LookupError):
@@ -47,6 +50,7 @@ class Indexer:
         self.settings = state.settings
         self._ignored_prefixes: set[str] = set()  # warned about once
         self._analysis_results = ResultCache()
+        self._maps = ResultCache(kept=2)  # a map's points take tens of MB
 
     # -- datasets --------------------------------------------------------
     def create(self, name: str, box_margin: float | None) -> indexer_pb2.Dataset:
@@ -217,6 +221,34 @@ class Indexer:
             reply.total_suspects = len(chosen)
         return reply
 
+    def make_map(self, name: str, level: str, max_points: int | None) -> indexer_pb2.Job:
+        """Starts a map job: the dataset's entries of a level projected to 2-D."""
+        self._check_exists(name)
+        level = level or "images"
+        if level not in MAP_LEVELS:
+            raise ValueError(f"level is {level!r}: give images or objects")
+        max_points = self.settings.map_max_points if max_points is None else max_points
+        if not 2 <= max_points <= self.settings.map_max_points:
+            raise ValueError(f"max_points is {max_points}: give 2 to {self.settings.map_max_points} "
+                             "(VIZSEARCH_MAP_MAX_POINTS)")
+        return self._start_analysis(name, MAP, indexer_pb2.MapProjection(level=level, max_points=max_points))
+
+    def map(self, name: str, job_id: str = "", level: str = "", points: int = 0) -> indexer_pb2.GetMapResponse:
+        """A map job (the dataset's latest of the level if none is named) and, once it has
+        finished, its points: all of them, or a fixed random sample of `points`."""
+        level = level or "images"
+        if level not in MAP_LEVELS:
+            raise ValueError(f"level is {level!r}: give images or objects")
+        if not 0 <= points <= MAX_MAP_POINTS:
+            raise ValueError(f"points is {points}: give 1 to {MAX_MAP_POINTS} (0 for {MAP_POINTS_SHOWN})")
+        job, stored = self._analysis_results_of(name, MAP, job_id, 0, 0, read_points,
+                                                accept=lambda job: job.map.level == level, cache=self._maps)
+        reply = indexer_pb2.GetMapResponse(job=job)
+        if stored is not None:
+            reply.points.extend(sample(stored, points or MAP_POINTS_SHOWN))
+            reply.total_points = len(stored)
+        return reply
+
     def _check_exists(self, name: str) -> None:
         check_dataset_name(name)
         if not self.catalog.exists(name):
@@ -229,20 +261,22 @@ class Indexer:
         return self.jobs.get(job_id)
 
     def _analysis_results_of(self, name: str, kind: str, job_id: str, limit: int, offset: int,
-                             build) -> tuple[indexer_pb2.Job, list | None]:
-        """The job and its results (built from its findings once, then kept); None for the
-        results of a job that has not finished, or failed."""
+                             build, accept=lambda job: True, cache: ResultCache | None = None
+                             ) -> tuple[indexer_pb2.Job, list | None]:
+        """The job (named, or the dataset's latest of the kind that `accept` takes) and its
+        results (built from its findings once, then kept); None for the results of a job
+        that has not finished, or failed."""
         if not 0 <= limit <= MAX_RESULTS_PAGE or offset < 0:
             raise ValueError(f"limit is {limit} and offset {offset}: give a limit of 1 to {MAX_RESULTS_PAGE} "
                              "(0 for 50) and an offset of 0 or more")
         self._check_exists(name)
-        job = self.jobs.get(job_id, max_failures=100) if job_id else self.jobs.latest_of_kind(name, kind)
+        job = self.jobs.get(job_id, max_failures=100) if job_id else self.jobs.latest_of_kind(name, kind, accept)
         if job is None or job.dataset != name or job.kind != kind:
             raise LookupError(f"no {kind} job {job_id!r} of dataset {name!r}" if job_id else
                               f"no {kind} job of dataset {name!r} yet: start one first")
         if job.state not in FINISHED_JOB_STATES or job.state == indexer_pb2.JOB_STATE_FAILED:
             return job, None
-        return job, self._analysis_results.get(job.id, lambda: build(self.jobs.findings(job.id)))
+        return job, (cache or self._analysis_results).get(job.id, lambda: build(self.jobs.findings(job.id)))
 
     # -- the reconciler --------------------------------------------------
     def reconcile(self) -> None:

@@ -12,7 +12,7 @@ so the indexer can find those whose work was lost.
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import redis
 from google.protobuf.message import Message
@@ -29,9 +29,10 @@ DONE, SKIPPED, FAILED_ITEM = "done", "skipped", "failed"
 # What started a job: a scan asked for, the periodic reconciler, or bucket events; or what a
 # job that indexes nothing looks for (services/indexer/analysis.py).
 SCAN, RECONCILE, EVENT = "scan", "reconcile", "event"
-DUPLICATES, SUSPECTS = "duplicates", "suspects"
+DUPLICATES, SUSPECTS, MAP = "duplicates", "suspects", "map"
 # An analysis job's parameters: the Job field that carries them, and their message.
-ANALYSIS_PARAMETERS = {DUPLICATES: indexer_pb2.DuplicateSearch, SUSPECTS: indexer_pb2.SuspectSearch}
+ANALYSIS_PARAMETERS = {DUPLICATES: indexer_pb2.DuplicateSearch, SUSPECTS: indexer_pb2.SuspectSearch,
+                       MAP: indexer_pb2.MapProjection}
 
 # KEYS: job hash, done set, skipped set, failed hash, problems hash, active-job key, open-jobs set
 # ARGV: now, job id
@@ -123,7 +124,7 @@ class JobStore:
 
     # -- lifecycle -------------------------------------------------------
     def create(self, dataset: str, kind: str, model_version: str = "", claim_active: bool = False,
-               parameters: indexer_pb2.DuplicateSearch | indexer_pb2.SuspectSearch | None = None) -> str | None:
+               parameters: Message | None = None) -> str | None:
         """A new queued job. With claim_active, it becomes the dataset's active scan,
         or None is returned if another is active: the reconciler leaves busy datasets alone.
         An analysis job is given its parameters."""
@@ -254,10 +255,14 @@ class JobStore:
         jobs = self.recent(dataset, limit=1)
         return jobs[0] if jobs else None
 
-    def latest_of_kind(self, dataset: str, kind: str) -> indexer_pb2.Job | None:
+    def latest_of_kind(self, dataset: str, kind: str,
+                       accept: Callable[[indexer_pb2.Job], bool] = lambda job: True) -> indexer_pb2.Job | None:
+        """The dataset's newest job of this kind (that `accept` takes)."""
         for job_id in (i.decode() for i in self.redis.zrevrange(f"vz:jobs:{dataset}", 0, -1)):
             if self.redis.hget(self._job(job_id), "kind") == kind.encode():
-                return self.get(job_id, max_failures=100)
+                job = self.get(job_id, max_failures=100)
+                if job is not None and accept(job):
+                    return job
         return None
 
     def _trim(self, dataset: str) -> None:

@@ -100,3 +100,12 @@ class IndexerServicer(indexer_pb2_grpc.IndexerServicer):
     @_domain_errors
     def GetSuspectLabels(self, request: indexer_pb2.GetSuspectLabelsRequest):
         return self.indexer.suspects(request.dataset, request.job_id, request.limit, request.offset, request.label)
+
+    @_domain_errors
+    def MakeMap(self, request: indexer_pb2.MakeMapRequest):
+        max_points = request.max_points if request.HasField("max_points") else None
+        return self.indexer.make_map(request.dataset, request.level, max_points)
+
+    @_domain_errors
+    def GetMap(self, request: indexer_pb2.GetMapRequest):
+        return self.indexer.map(request.dataset, request.job_id, request.level, request.points)

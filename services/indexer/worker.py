@@ -16,7 +16,8 @@ from services.indexer.config import IndexerSettings
 from services.indexer.dispatcher import Dispatcher
 from services.indexer.duplicates import DuplicateFinder
 from services.indexer.ingest import Ingestor
-from services.indexer.jobs import DUPLICATES, SUSPECTS
+from services.indexer.jobs import DUPLICATES, MAP, SUSPECTS
+from services.indexer.maps import MapMaker
 from services.indexer.state import IndexerState
 from services.indexer.suspects import SuspectFinder
 from services.indexer.unit_runner import LeaseKeeper, UnitRunner
@@ -43,7 +44,7 @@ def main() -> None:
     app = create_app(settings)
     keeper = LeaseKeeper(state.work, name, settings.worker_concurrency, settings.task_lease_s)
     ingestor = Ingestor(state)
-    analyses = {DUPLICATES: DuplicateFinder(state), SUSPECTS: SuspectFinder(state)}
+    analyses = {DUPLICATES: DuplicateFinder(state), SUSPECTS: SuspectFinder(state), MAP: MapMaker(state)}
     register_tasks(app, UnitRunner(state, ingestor, analyses, Dispatcher(state, app), keeper))
     keeper.start()
     try:

@@ -81,6 +81,11 @@ export function suspects(dataset, { limit = 50, offset = 0, label = "" } = {}) {
   const query = new URLSearchParams({ limit, offset, ...(label ? { label } : {}) });
   return call("GET", `/v1/datasets/${encodeURIComponent(dataset)}/suspects?${query}`);
 }
+/** Starts a map job (body: {level, max_points}). */
+export const makeMap = (dataset, body) => call("POST", `/v1/datasets/${encodeURIComponent(dataset)}/map`, body);
+/** The latest map of the level, with its points (at most `points`, a fixed sample) once it has ended. */
+export const map = (dataset, { level = "images", points = 20000 } = {}) =>
+  call("GET", `/v1/datasets/${encodeURIComponent(dataset)}/map?${new URLSearchParams({ level, points })}`);
 export const deleteDataset = (dataset) => call("DELETE", `/v1/datasets/${encodeURIComponent(dataset)}`);
 export const model = () => call("GET", "/v1/model");
 

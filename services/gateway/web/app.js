@@ -1,9 +1,10 @@
-// The page's shell: which view the URL names (search, or ?view=datasets, duplicates or suspects), the API key
+// The page's shell: which view the URL names (search, or ?view=datasets, duplicates, suspects or map), the API key
 // dialog (shown when the gateway answers 401), and errors shown as the API states them.
 
 import * as api from "./api.js";
 import * as datasetsView from "./datasets.js";
 import * as duplicatesView from "./duplicates.js";
+import * as mapView from "./map.js";
 import * as suspectsView from "./suspects.js";
 import * as searchView from "./search.js";
 
@@ -13,7 +14,8 @@ const keyDialog = document.getElementById("key-dialog");
 const keyInput = document.getElementById("key-input");
 const keyError = document.getElementById("key-error");
 const keyButton = document.getElementById("key-button");
-const VIEWS = { search: searchView, datasets: datasetsView, duplicates: duplicatesView, suspects: suspectsView };
+const VIEWS = { search: searchView, datasets: datasetsView, duplicates: duplicatesView, suspects: suspectsView,
+                map: mapView };
 let current = null;
 let currentName = "";
 

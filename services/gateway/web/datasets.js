@@ -51,6 +51,8 @@ export function mount(main, app) {
                    "data-nav": "duplicates" }, "Duplicates"),
           h("a", { class: "button quiet", href: `/?view=suspects&dataset=${encodeURIComponent(dataset.name)}`,
                    "data-nav": "suspects" }, "Suspect labels"),
+          h("a", { class: "button quiet", href: `/?view=map&dataset=${encodeURIComponent(dataset.name)}`,
+                   "data-nav": "map" }, "Map"),
           h("button", { type: "button", class: "quiet danger", onclick: () => remove(dataset.name) }, "Delete"))),
       jobs.length ? h("table", { class: "jobs" },
         h("thead", {}, h("tr", {}, ["job", "kind", "state", "progress", "objects", "rate", "time left"].map((c) => h("th", {}, c)))),

@@ -108,6 +108,16 @@ class GatewayStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
                 _registered_method=True)
+        self.MakeMap = channel.unary_unary(
+                '/vizsearch.v1.Gateway/MakeMap',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetMap = channel.unary_unary(
+                '/vizsearch.v1.Gateway/GetMap',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.FromString,
+                _registered_method=True)
         self.GetImage = channel.unary_stream(
                 '/vizsearch.v1.Gateway/GetImage',
                 request_serializer=vizsearch_dot_v1_dot_gateway__pb2.GetImageRequest.SerializeToString,
@@ -207,6 +217,18 @@ class GatewayServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MakeMap(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMap(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetImage(self, request, context):
         """Streams the stored image in chunks (or its thumbnail, or a box's crop); the first
         chunk carries the content type.
@@ -295,6 +317,16 @@ def add_GatewayServicer_to_server(servicer, server):
                     servicer.GetSuspectLabels,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.SerializeToString,
+            ),
+            'MakeMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeMap,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMap,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.SerializeToString,
             ),
             'GetImage': grpc.unary_stream_rpc_method_handler(
                     servicer.GetImage,
@@ -685,6 +717,60 @@ class Gateway:
             '/vizsearch.v1.Gateway/GetSuspectLabels',
             vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/MakeMap',
+            vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Gateway/GetMap',
+            vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from services.common.genproto.vizsearch.v1 import common_pb2 as vizsearch_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avizsearch/v1/indexer.proto\x12\x0cvizsearch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19vizsearch/v1/common.proto\"7\n\rDatasetConfig\x12\x17\n\nbox_margin\x18\x01 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_box_margin\"\x9a\x01\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.vizsearch.v1.DatasetConfig\x12\x0e\n\x06images\x18\x03 \x01(\x03\x12\x0f\n\x07objects\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12#\n\x08last_job\x18\x06 \x01(\x0b\x32\x11.vizsearch.v1.Job\"Q\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.vizsearch.v1.DatasetConfig\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x13ListDatasetsRequest\x12\x12\n\nnames_only\x18\x01 \x01(\x08\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.vizsearch.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"0\n\x15\x44\x65leteDatasetResponse\x12\x17\n\x0f\x64\x65leted_entries\x18\x01 \x01(\x03\"\"\n\x12ScanDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\nJobFailure\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xaf\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.vizsearch.v1.JobState\x12\r\n\x05total\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x0f\n\x07skipped\x18\x07 \x01(\x03\x12*\n\x08\x66\x61ilures\x18\x08 \x03(\x0b\x32\x18.vizsearch.v1.JobFailure\x12\x12\n\nthroughput\x18\t \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\n \x01(\x01\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\r \x01(\t\x12\x15\n\rmodel_version\x18\x0e \x01(\t\x12\x0f\n\x07objects\x18\x0f \x01(\x03\x12\x19\n\x11\x61nnotation_errors\x18\x10 \x01(\x03\x12\r\n\x05\x65rror\x18\x11 \x01(\t\x12.\n\nstarted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nduplicates\x18\x13 \x01(\x0b\x32\x1d.vizsearch.v1.DuplicateSearch\x12-\n\x08suspects\x18\x14 \x01(\x0b\x32\x1b.vizsearch.v1.SuspectSearch\"6\n\x0f\x44uplicateSearch\x12\x10\n\x08\x64\x61tasets\x18\x01 \x03(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\"_\n\x15\x46indDuplicatesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07\x61gainst\x18\x02 \x03(\t\x12\x16\n\tthreshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"V\n\x14GetDuplicatesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"x\n\x0e\x44uplicateGroup\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.vizsearch.v1.ObjectRef\x12\x16\n\x0emin_similarity\x18\x02 \x01(\x02\x12\x16\n\x0emax_similarity\x18\x03 \x01(\x02\x12\r\n\x05\x65xact\x18\x04 \x01(\x08\"\x95\x01\n\x15GetDuplicatesResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Job\x12,\n\x06groups\x18\x02 \x03(\x0b\x32\x1c.vizsearch.v1.DuplicateGroup\x12\x14\n\x0ctotal_groups\x18\x03 \x01(\x03\x12\x18\n\x10\x64uplicate_images\x18\x04 \x01(\x03\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0fListJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"3\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.vizsearch.v1.Job\":\n\rSuspectSearch\x12\x12\n\nneighbours\x18\x01 \x01(\x05\x12\x15\n\rmin_agreement\x18\x02 \x01(\x02\"\x81\x01\n\x18\x46indSuspectLabelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x17\n\nneighbours\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rmin_agreement\x18\x03 \x01(\x02H\x01\x88\x01\x01\x42\r\n\x0b_neighboursB\x10\n\x0e_min_agreement\"h\n\x17GetSuspectLabelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\r\n\x05label\x18\x05 \x01(\t\"b\n\x10SuspectNeighbour\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x02\"\xc9\x01\n\x0cSuspectLabel\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x03 \x01(\t\x12\x17\n\x0fsuggested_label\x18\x04 \x01(\t\x12\x11\n\tagreement\x18\x05 \x01(\x02\x12\x32\n\nneighbours\x18\x06 \x03(\x0b\x32\x1e.vizsearch.v1.SuspectNeighbour\x12\r\n\x05width\x18\x07 \x01(\x05\x12\x0e\n\x06height\x18\x08 \x01(\x05\"\x80\x01\n\x18GetSuspectLabelsResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Job\x12,\n\x08suspects\x18\x02 \x03(\x0b\x32\x1a.vizsearch.v1.SuspectLabel\x12\x16\n\x0etotal_suspects\x18\x03 \x01(\x03*\xa8\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12%\n!JOB_STATE_COMPLETED_WITH_FAILURES\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x32\xec\x06\n\x07Indexer\x12J\n\rCreateDataset\x12\".vizsearch.v1.CreateDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12\x44\n\nGetDataset\x12\x1f.vizsearch.v1.GetDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12U\n\x0cListDatasets\x12!.vizsearch.v1.ListDatasetsRequest\x1a\".vizsearch.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".vizsearch.v1.DeleteDatasetRequest\x1a#.vizsearch.v1.DeleteDatasetResponse\x12\x42\n\x0bScanDataset\x12 .vizsearch.v1.ScanDatasetRequest\x1a\x11.vizsearch.v1.Job\x12\x38\n\x06GetJob\x12\x1b.vizsearch.v1.GetJobRequest\x1a\x11.vizsearch.v1.Job\x12I\n\x08ListJobs\x12\x1d.vizsearch.v1.ListJobsRequest\x1a\x1e.vizsearch.v1.ListJobsResponse\x12H\n\x0e\x46indDuplicates\x12#.vizsearch.v1.FindDuplicatesRequest\x1a\x11.vizsearch.v1.Job\x12X\n\rGetDuplicates\x12\".vizsearch.v1.GetDuplicatesRequest\x1a#.vizsearch.v1.GetDuplicatesResponse\x12N\n\x11\x46indSuspectLabels\x12&.vizsearch.v1.FindSuspectLabelsRequest\x1a\x11.vizsearch.v1.Job\x12\x61\n\x10GetSuspectLabels\x12%.vizsearch.v1.GetSuspectLabelsRequest\x1a&.vizsearch.v1.GetSuspectLabelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1avizsearch/v1/indexer.proto\x12\x0cvizsearch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19vizsearch/v1/common.proto\"7\n\rDatasetConfig\x12\x17\n\nbox_margin\x18\x01 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_box_margin\"\x9a\x01\n\x07\x44\x61taset\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.vizsearch.v1.DatasetConfig\x12\x0e\n\x06images\x18\x03 \x01(\x03\x12\x0f\n\x07objects\x18\x04 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x03\x12#\n\x08last_job\x18\x06 \x01(\x0b\x32\x11.vizsearch.v1.Job\"Q\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12+\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x1b.vizsearch.v1.DatasetConfig\"!\n\x11GetDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\x13ListDatasetsRequest\x12\x12\n\nnames_only\x18\x01 \x01(\x08\"?\n\x14ListDatasetsResponse\x12\'\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x15.vizsearch.v1.Dataset\"$\n\x14\x44\x65leteDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"0\n\x15\x44\x65leteDatasetResponse\x12\x17\n\x0f\x64\x65leted_entries\x18\x01 \x01(\x03\"\"\n\x12ScanDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\")\n\nJobFailure\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd9\x04\n\x03Job\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12%\n\x05state\x18\x03 \x01(\x0e\x32\x16.vizsearch.v1.JobState\x12\r\n\x05total\x18\x04 \x01(\x03\x12\x0c\n\x04\x64one\x18\x05 \x01(\x03\x12\x0e\n\x06\x66\x61iled\x18\x06 \x01(\x03\x12\x0f\n\x07skipped\x18\x07 \x01(\x03\x12*\n\x08\x66\x61ilures\x18\x08 \x03(\x0b\x32\x18.vizsearch.v1.JobFailure\x12\x12\n\nthroughput\x18\t \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\n \x01(\x01\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04kind\x18\r \x01(\t\x12\x15\n\rmodel_version\x18\x0e \x01(\t\x12\x0f\n\x07objects\x18\x0f \x01(\x03\x12\x19\n\x11\x61nnotation_errors\x18\x10 \x01(\x03\x12\r\n\x05\x65rror\x18\x11 \x01(\t\x12.\n\nstarted_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nduplicates\x18\x13 \x01(\x0b\x32\x1d.vizsearch.v1.DuplicateSearch\x12-\n\x08suspects\x18\x14 \x01(\x0b\x32\x1b.vizsearch.v1.SuspectSearch\x12(\n\x03map\x18\x15 \x01(\x0b\x32\x1b.vizsearch.v1.MapProjection\"6\n\x0f\x44uplicateSearch\x12\x10\n\x08\x64\x61tasets\x18\x01 \x03(\t\x12\x11\n\tthreshold\x18\x02 \x01(\x02\"_\n\x15\x46indDuplicatesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0f\n\x07\x61gainst\x18\x02 \x03(\t\x12\x16\n\tthreshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x42\x0c\n\n_threshold\"V\n\x14GetDuplicatesRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"x\n\x0e\x44uplicateGroup\x12\'\n\x06images\x18\x01 \x03(\x0b\x32\x17.vizsearch.v1.ObjectRef\x12\x16\n\x0emin_similarity\x18\x02 \x01(\x02\x12\x16\n\x0emax_similarity\x18\x03 \x01(\x02\x12\r\n\x05\x65xact\x18\x04 \x01(\x08\"\x95\x01\n\x15GetDuplicatesResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Job\x12,\n\x06groups\x18\x02 \x03(\x0b\x32\x1c.vizsearch.v1.DuplicateGroup\x12\x14\n\x0ctotal_groups\x18\x03 \x01(\x03\x12\x18\n\x10\x64uplicate_images\x18\x04 \x01(\x03\"\x1b\n\rGetJobRequest\x12\n\n\x02id\x18\x01 \x01(\t\"1\n\x0fListJobsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"3\n\x10ListJobsResponse\x12\x1f\n\x04jobs\x18\x01 \x03(\x0b\x32\x11.vizsearch.v1.Job\":\n\rSuspectSearch\x12\x12\n\nneighbours\x18\x01 \x01(\x05\x12\x15\n\rmin_agreement\x18\x02 \x01(\x02\"\x81\x01\n\x18\x46indSuspectLabelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x17\n\nneighbours\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1a\n\rmin_agreement\x18\x03 \x01(\x02H\x01\x88\x01\x01\x42\r\n\x0b_neighboursB\x10\n\x0e_min_agreement\"h\n\x17GetSuspectLabelsRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\x12\r\n\x05label\x18\x05 \x01(\t\"b\n\x10SuspectNeighbour\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x03 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x02\"\xc9\x01\n\x0cSuspectLabel\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x03\x62ox\x18\x02 \x01(\x0b\x32\x11.vizsearch.v1.Box\x12\r\n\x05label\x18\x03 \x01(\t\x12\x17\n\x0fsuggested_label\x18\x04 \x01(\t\x12\x11\n\tagreement\x18\x05 \x01(\x02\x12\x32\n\nneighbours\x18\x06 \x03(\x0b\x32\x1e.vizsearch.v1.SuspectNeighbour\x12\r\n\x05width\x18\x07 \x01(\x05\x12\x0e\n\x06height\x18\x08 \x01(\x05\"\x80\x01\n\x18GetSuspectLabelsResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Job\x12,\n\x08suspects\x18\x02 \x03(\x0b\x32\x1a.vizsearch.v1.SuspectLabel\x12\x16\n\x0etotal_suspects\x18\x03 \x01(\x03\"2\n\rMapProjection\x12\r\n\x05level\x18\x01 \x01(\t\x12\x12\n\nmax_points\x18\x02 \x01(\x05\"X\n\x0eMakeMapRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x17\n\nmax_points\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\r\n\x0b_max_points\"O\n\rGetMapRequest\x12\x0f\n\x07\x64\x61taset\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\r\n\x05level\x18\x03 \x01(\t\x12\x0e\n\x06points\x18\x04 \x01(\x05\"{\n\x08MapPoint\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12#\n\x03\x62ox\x18\x06 \x01(\x0b\x32\x11.vizsearch.v1.BoxH\x00\x88\x01\x01\x42\x06\n\x04_box\"n\n\x0eGetMapResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.vizsearch.v1.Job\x12&\n\x06points\x18\x02 \x03(\x0b\x32\x16.vizsearch.v1.MapPoint\x12\x14\n\x0ctotal_points\x18\x03 \x01(\x03*\xa8\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12%\n!JOB_STATE_COMPLETED_WITH_FAILURES\x10\x04\x12\x14\n\x10JOB_STATE_FAILED\x10\x05\x32\xed\x07\n\x07Indexer\x12J\n\rCreateDataset\x12\".vizsearch.v1.CreateDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12\x44\n\nGetDataset\x12\x1f.vizsearch.v1.GetDatasetRequest\x1a\x15.vizsearch.v1.Dataset\x12U\n\x0cListDatasets\x12!.vizsearch.v1.ListDatasetsRequest\x1a\".vizsearch.v1.ListDatasetsResponse\x12X\n\rDeleteDataset\x12\".vizsearch.v1.DeleteDatasetRequest\x1a#.vizsearch.v1.DeleteDatasetResponse\x12\x42\n\x0bScanDataset\x12 .vizsearch.v1.ScanDatasetRequest\x1a\x11.vizsearch.v1.Job\x12\x38\n\x06GetJob\x12\x1b.vizsearch.v1.GetJobRequest\x1a\x11.vizsearch.v1.Job\x12I\n\x08ListJobs\x12\x1d.vizsearch.v1.ListJobsRequest\x1a\x1e.vizsearch.v1.ListJobsResponse\x12H\n\x0e\x46indDuplicates\x12#.vizsearch.v1.FindDuplicatesRequest\x1a\x11.vizsearch.v1.Job\x12X\n\rGetDuplicates\x12\".vizsearch.v1.GetDuplicatesRequest\x1a#.vizsearch.v1.GetDuplicatesResponse\x12N\n\x11\x46indSuspectLabels\x12&.vizsearch.v1.FindSuspectLabelsRequest\x1a\x11.vizsearch.v1.Job\x12\x61\n\x10GetSuspectLabels\x12%.vizsearch.v1.GetSuspectLabelsRequest\x1a&.vizsearch.v1.GetSuspectLabelsResponse\x12:\n\x07MakeMap\x12\x1c.vizsearch.v1.MakeMapRequest\x1a\x11.vizsearch.v1.Job\x12\x43\n\x06GetMap\x12\x1b.vizsearch.v1.GetMapRequest\x1a\x1c.vizsearch.v1.GetMapResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'vizsearch.v1.indexer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=2655
-  _globals['_JOBSTATE']._serialized_end=2823
+  _globals['_JOBSTATE']._serialized_start=3157
+  _globals['_JOBSTATE']._serialized_end=3325
   _globals['_DATASETCONFIG']._serialized_start=104
   _globals['_DATASETCONFIG']._serialized_end=159
   _globals['_DATASET']._serialized_start=162
@@ -56,35 +56,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOBFAILURE']._serialized_start=668
   _globals['_JOBFAILURE']._serialized_end=709
   _globals['_JOB']._serialized_start=712
-  _globals['_JOB']._serialized_end=1271
-  _globals['_DUPLICATESEARCH']._serialized_start=1273
-  _globals['_DUPLICATESEARCH']._serialized_end=1327
-  _globals['_FINDDUPLICATESREQUEST']._serialized_start=1329
-  _globals['_FINDDUPLICATESREQUEST']._serialized_end=1424
-  _globals['_GETDUPLICATESREQUEST']._serialized_start=1426
-  _globals['_GETDUPLICATESREQUEST']._serialized_end=1512
-  _globals['_DUPLICATEGROUP']._serialized_start=1514
-  _globals['_DUPLICATEGROUP']._serialized_end=1634
-  _globals['_GETDUPLICATESRESPONSE']._serialized_start=1637
-  _globals['_GETDUPLICATESRESPONSE']._serialized_end=1786
-  _globals['_GETJOBREQUEST']._serialized_start=1788
-  _globals['_GETJOBREQUEST']._serialized_end=1815
-  _globals['_LISTJOBSREQUEST']._serialized_start=1817
-  _globals['_LISTJOBSREQUEST']._serialized_end=1866
-  _globals['_LISTJOBSRESPONSE']._serialized_start=1868
-  _globals['_LISTJOBSRESPONSE']._serialized_end=1919
-  _globals['_SUSPECTSEARCH']._serialized_start=1921
-  _globals['_SUSPECTSEARCH']._serialized_end=1979
-  _globals['_FINDSUSPECTLABELSREQUEST']._serialized_start=1982
-  _globals['_FINDSUSPECTLABELSREQUEST']._serialized_end=2111
-  _globals['_GETSUSPECTLABELSREQUEST']._serialized_start=2113
-  _globals['_GETSUSPECTLABELSREQUEST']._serialized_end=2217
-  _globals['_SUSPECTNEIGHBOUR']._serialized_start=2219
-  _globals['_SUSPECTNEIGHBOUR']._serialized_end=2317
-  _globals['_SUSPECTLABEL']._serialized_start=2320
-  _globals['_SUSPECTLABEL']._serialized_end=2521
-  _globals['_GETSUSPECTLABELSRESPONSE']._serialized_start=2524
-  _globals['_GETSUSPECTLABELSRESPONSE']._serialized_end=2652
-  _globals['_INDEXER']._serialized_start=2826
-  _globals['_INDEXER']._serialized_end=3702
+  _globals['_JOB']._serialized_end=1313
+  _globals['_DUPLICATESEARCH']._serialized_start=1315
+  _globals['_DUPLICATESEARCH']._serialized_end=1369
+  _globals['_FINDDUPLICATESREQUEST']._serialized_start=1371
+  _globals['_FINDDUPLICATESREQUEST']._serialized_end=1466
+  _globals['_GETDUPLICATESREQUEST']._serialized_start=1468
+  _globals['_GETDUPLICATESREQUEST']._serialized_end=1554
+  _globals['_DUPLICATEGROUP']._serialized_start=1556
+  _globals['_DUPLICATEGROUP']._serialized_end=1676
+  _globals['_GETDUPLICATESRESPONSE']._serialized_start=1679
+  _globals['_GETDUPLICATESRESPONSE']._serialized_end=1828
+  _globals['_GETJOBREQUEST']._serialized_start=1830
+  _globals['_GETJOBREQUEST']._serialized_end=1857
+  _globals['_LISTJOBSREQUEST']._serialized_start=1859
+  _globals['_LISTJOBSREQUEST']._serialized_end=1908
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1910
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1961
+  _globals['_SUSPECTSEARCH']._serialized_start=1963
+  _globals['_SUSPECTSEARCH']._serialized_end=2021
+  _globals['_FINDSUSPECTLABELSREQUEST']._serialized_start=2024
+  _globals['_FINDSUSPECTLABELSREQUEST']._serialized_end=2153
+  _globals['_GETSUSPECTLABELSREQUEST']._serialized_start=2155
+  _globals['_GETSUSPECTLABELSREQUEST']._serialized_end=2259
+  _globals['_SUSPECTNEIGHBOUR']._serialized_start=2261
+  _globals['_SUSPECTNEIGHBOUR']._serialized_end=2359
+  _globals['_SUSPECTLABEL']._serialized_start=2362
+  _globals['_SUSPECTLABEL']._serialized_end=2563
+  _globals['_GETSUSPECTLABELSRESPONSE']._serialized_start=2566
+  _globals['_GETSUSPECTLABELSRESPONSE']._serialized_end=2694
+  _globals['_MAPPROJECTION']._serialized_start=2696
+  _globals['_MAPPROJECTION']._serialized_end=2746
+  _globals['_MAKEMAPREQUEST']._serialized_start=2748
+  _globals['_MAKEMAPREQUEST']._serialized_end=2836
+  _globals['_GETMAPREQUEST']._serialized_start=2838
+  _globals['_GETMAPREQUEST']._serialized_end=2917
+  _globals['_MAPPOINT']._serialized_start=2919
+  _globals['_MAPPOINT']._serialized_end=3042
+  _globals['_GETMAPRESPONSE']._serialized_start=3044
+  _globals['_GETMAPRESPONSE']._serialized_end=3154
+  _globals['_INDEXER']._serialized_start=3328
+  _globals['_INDEXER']._serialized_end=4333
 # @@protoc_insertion_point(module_scope)

@@ -101,7 +101,7 @@ class JobFailure(_message.Message):
     def __init__(self, key: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at", "duplicates", "suspects")
+    __slots__ = ("id", "dataset", "state", "total", "done", "failed", "skipped", "failures", "throughput", "eta_seconds", "created_at", "finished_at", "kind", "model_version", "objects", "annotation_errors", "error", "started_at", "duplicates", "suspects", "map")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class Job(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_FIELD_NUMBER: _ClassVar[int]
     SUSPECTS_FIELD_NUMBER: _ClassVar[int]
+    MAP_FIELD_NUMBER: _ClassVar[int]
     id: str
     dataset: str
     state: JobState
@@ -142,7 +143,8 @@ class Job(_message.Message):
     started_at: _timestamp_pb2.Timestamp
     duplicates: DuplicateSearch
     suspects: SuspectSearch
-    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicates: _Optional[_Union[DuplicateSearch, _Mapping]] = ..., suspects: _Optional[_Union[SuspectSearch, _Mapping]] = ...) -> None: ...
+    map: MapProjection
+    def __init__(self, id: _Optional[str] = ..., dataset: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., total: _Optional[int] = ..., done: _Optional[int] = ..., failed: _Optional[int] = ..., skipped: _Optional[int] = ..., failures: _Optional[_Iterable[_Union[JobFailure, _Mapping]]] = ..., throughput: _Optional[float] = ..., eta_seconds: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., model_version: _Optional[str] = ..., objects: _Optional[int] = ..., annotation_errors: _Optional[int] = ..., error: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., duplicates: _Optional[_Union[DuplicateSearch, _Mapping]] = ..., suspects: _Optional[_Union[SuspectSearch, _Mapping]] = ..., map: _Optional[_Union[MapProjection, _Mapping]] = ...) -> None: ...
 
 class DuplicateSearch(_message.Message):
     __slots__ = ("datasets", "threshold")
@@ -291,3 +293,59 @@ class GetSuspectLabelsResponse(_message.Message):
     suspects: _containers.RepeatedCompositeFieldContainer[SuspectLabel]
     total_suspects: int
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., suspects: _Optional[_Iterable[_Union[SuspectLabel, _Mapping]]] = ..., total_suspects: _Optional[int] = ...) -> None: ...
+
+class MapProjection(_message.Message):
+    __slots__ = ("level", "max_points")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    max_points: int
+    def __init__(self, level: _Optional[str] = ..., max_points: _Optional[int] = ...) -> None: ...
+
+class MakeMapRequest(_message.Message):
+    __slots__ = ("dataset", "level", "max_points")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    level: str
+    max_points: int
+    def __init__(self, dataset: _Optional[str] = ..., level: _Optional[str] = ..., max_points: _Optional[int] = ...) -> None: ...
+
+class GetMapRequest(_message.Message):
+    __slots__ = ("dataset", "job_id", "level", "points")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    job_id: str
+    level: str
+    points: int
+    def __init__(self, dataset: _Optional[str] = ..., job_id: _Optional[str] = ..., level: _Optional[str] = ..., points: _Optional[int] = ...) -> None: ...
+
+class MapPoint(_message.Message):
+    __slots__ = ("x", "y", "dataset", "key", "labels", "box")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    dataset: str
+    key: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    box: _common_pb2.Box
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ..., dataset: _Optional[str] = ..., key: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., box: _Optional[_Union[_common_pb2.Box, _Mapping]] = ...) -> None: ...
+
+class GetMapResponse(_message.Message):
+    __slots__ = ("job", "points", "total_points")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_POINTS_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    points: _containers.RepeatedCompositeFieldContainer[MapPoint]
+    total_points: int
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., total_points: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,16 @@ class IndexerStub:
                 request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
                 response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
                 _registered_method=True)
+        self.MakeMap = channel.unary_unary(
+                '/vizsearch.v1.Indexer/MakeMap',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+                _registered_method=True)
+        self.GetMap = channel.unary_unary(
+                '/vizsearch.v1.Indexer/GetMap',
+                request_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.SerializeToString,
+                response_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.FromString,
+                _registered_method=True)
 
 
 class IndexerServicer:
@@ -169,6 +179,20 @@ class IndexerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MakeMap(self, request, context):
+        """Starts a job that projects the dataset's image (or object) vectors to 2-D (UMAP).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMap(self, request, context):
+        """The points of a map job: the dataset's latest of the level, or the one named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IndexerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -226,6 +250,16 @@ def add_IndexerServicer_to_server(servicer, server):
                     servicer.GetSuspectLabels,
                     request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.FromString,
                     response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.SerializeToString,
+            ),
+            'MakeMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.MakeMap,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.Job.SerializeToString,
+            ),
+            'GetMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMap,
+                    request_deserializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.FromString,
+                    response_serializer=vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -525,6 +559,60 @@ class Indexer:
             '/vizsearch.v1.Indexer/GetSuspectLabels',
             vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsRequest.SerializeToString,
             vizsearch_dot_v1_dot_indexer__pb2.GetSuspectLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MakeMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/MakeMap',
+            vizsearch_dot_v1_dot_indexer__pb2.MakeMapRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vizsearch.v1.Indexer/GetMap',
+            vizsearch_dot_v1_dot_indexer__pb2.GetMapRequest.SerializeToString,
+            vizsearch_dot_v1_dot_indexer__pb2.GetMapResponse.FromString,
             options,
             channel_credentials,
             insecure,
