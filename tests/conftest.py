@@ -33,6 +33,8 @@ TEST_KEYS = {
     "reader": ("read-secret", "read", None, None),
     "street-only": ("street-secret", "read", ["street"], None),
     "flood": ("flood-secret", "read", None, 5),
+    # The schemathesis test's: hundreds of requests a minute, without spending another key's budget.
+    "fuzzer": ("fuzz-secret", "read", None, 0),
 }
 
 
