@@ -38,6 +38,7 @@ def test_two_groups_of_alike_vectors_land_apart():
 def test_a_handful_of_points_still_gets_a_place_each():
     layout = layout_of(np.eye(3, 8, dtype=np.float32))
     assert layout.shape == (3, 2) and len({tuple(p) for p in layout.round(3)}) == 3
+    assert layout_of(np.zeros((0, 8), np.float32)).shape == (0, 2)
 
 
 def test_stored_points_read_back_and_a_sample_is_the_same_every_time():
@@ -134,3 +135,13 @@ def test_the_grpc_door_and_the_cli_answer_alike(stack, api, dataset, tmp_path, c
     out = tmp_path / "points.jsonl"
     assert cli.main(["map", DATASET, "--show", "--export", "jsonl", "-o", str(out), *common]) == 0
     assert {json.loads(line)["key"] for line in out.read_text().splitlines()} == {p.key for p in reply.points}
+
+
+@pytest.mark.stack
+def test_a_map_of_a_dataset_with_nothing_indexed_is_empty(api, dataset):
+    assert api.post("/v1/datasets/mapped-empty/scan", headers=WRITER).status_code == 202  # registers it
+    reply = api.post("/v1/datasets/mapped-empty/map", headers=WRITER, json={})
+    job = wait_for_job(api, reply.json())
+    assert (job["state"], job["total"]) == ("succeeded", 0), job["error"]
+    found = api.get("/v1/datasets/mapped-empty/map", headers=READER).json()
+    assert (found["points"], found["total_points"]) == ([], 0)

@@ -62,7 +62,7 @@ class MapMaker:
                 raise Transient(f"Milvus: {error}") from error
             entries = []
         started = time.monotonic()
-        layout = layout_of(np.asarray([e["vector"] for e in entries], dtype=np.float32).reshape(len(entries), -1))
+        layout = layout_of(np.stack([e["vector"] for e in entries]) if entries else np.zeros((0, 2), np.float32))
         logger.info("mapped %s of %s: %d points in %.1f s", level, dataset, len(entries), time.monotonic() - started)
         points = [_point(entry, level, x, y) for entry, (x, y) in zip(entries, layout.tolist())]
         findings = [(f"points:{i // _POINTS_PER_FINDING:06d}", json.dumps(points[i:i + _POINTS_PER_FINDING],
@@ -84,13 +84,14 @@ class MapMaker:
         rng = random.Random(0)
         for page in self.state.vectors.entry_pages(version, level, dataset, fields, _PAGE):
             for entry in page:
+                # As float32 at once: a vector as a list of Python floats takes eight times the memory.
+                entry["vector"] = np.asarray(entry["vector"], dtype=np.float32)
                 seen += 1
                 if len(kept) < max_points:
                     kept.append(entry)
                 elif (slot := rng.randrange(seen)) < max_points:
                     kept[slot] = entry
         return kept
-
 
 
 def layout_of(vectors: np.ndarray) -> np.ndarray:
