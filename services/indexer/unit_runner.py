@@ -9,12 +9,12 @@ Failures, and what each costs:
   acknowledged either. The unit is retried once Redis answers (the lease is taken
   back if it lapsed and nobody else took it); past VIZSEARCH_REDIS_WAIT_S the task
   ends and the sweeper sends the unit again.
-
-An analysis job's units (services/indexer/analysis.py) fare the same: its plan as a
-scan's, its batches as ingestion batches.
 - The unit cancelled (its dataset deleted) or taken over (this worker stalled past
   its lease): it stops before writing, or commits nothing and removes what it wrote.
 - A bug: a batch's keys are committed as failed with the error, a scan fails its job.
+
+An analysis job's units (services/indexer/analysis.py) fare the same: its plan as a
+scan's, its batches as ingestion batches.
 """
 
 import logging
@@ -151,7 +151,7 @@ class UnitRunner:
 
     # -- the kinds of unit -----------------------------------------------------
     def _plan(self, lease: Lease, dataset: str, plan: Callable[[], Results | None]) -> None:
-        """A scan, or a duplicates job's plan: the job's size and its batches."""
+        """A scan, or an analysis job's plan: the job's size and its units."""
         def attempt():
             return plan(), self.state.model().version
 
