@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-ingest bench-query bench-ui bench-duplicates bench-suspects bench-map chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-cpu-runtimes bench-ingest bench-query bench-ui bench-duplicates bench-suspects bench-map chaos images clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,7 @@ up: setup
 demo: up
 	$(PYTHON) -m services.localstack demo
 
-# Retrieval quality on a generated held-out set, through the gateway (docs/model.md: "Retrieval quality").
+# Retrieval quality on two generated held-out sets (classic and shifted), through the gateway (docs/model.md: "Retrieval quality").
 EVAL_IMAGES ?= 500
 eval: up
 	$(PYTHON) -m model.evaluation --images $(EVAL_IMAGES) --out .run/eval.json
@@ -58,6 +58,10 @@ proto-check: setup
 
 bench-embed: setup
 	$(PYTHON) -m tests.bench.bench_embed
+
+# The image tower in each CPU runtime (torch fp32/sdpa/int8/bf16, ONNX Runtime fp32/int8): images/s and fidelity.
+bench-cpu-runtimes: setup
+	$(PYTHON) -m tests.bench.bench_cpu_runtimes
 
 N ?= 2000
 A ?= 200

@@ -53,3 +53,40 @@ def test_a_missing_font_is_named(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("VIZSEARCH_EMOJI_FONT", raising=False)
     assert demo_data.main(["--out", str(tmp_path / "x"), "--images", "1"]) == 1
     assert "apt-get install fonts-noto-color-emoji" in capsys.readouterr().err
+
+
+def test_the_shifted_style_lies_outside_every_training_range():
+    trained, shifted = demo_data.STYLES["trained"], demo_data.STYLES["shifted"]
+    for label in demo_data.CLASSES:
+        if len(demo_data.CLASSES[label][0]) > 1:
+            assert not set(demo_data.glyphs_of(label, trained)) & set(demo_data.glyphs_of(label, shifted)), label
+    assert demo_data.glyphs_of("bus", demo_data.CLASSIC) == demo_data.glyphs_of("bus", trained)[:1]
+    assert not set(shifted.sizes) & set(trained.sizes) and not set(shifted.roadsides) & set(trained.roadsides)
+    assert not {light for light, _ in shifted.lights} & {light for light, _ in trained.lights}
+    for setting in ("haze", "horizon", "asphalt", "object_scale", "rotation", "occlusion", "quality"):
+        (low, high), (trained_low, trained_high) = getattr(shifted, setting), getattr(trained, setting)
+        assert high <= trained_low or low >= trained_high, setting  # they may only touch
+    assert shifted.objects[1] > trained.objects[1]
+
+
+def test_trained_scenes_draw_only_trained_glyphs_and_shifted_scenes_only_held_out_ones():
+    sprites = demo_data.emoji_sprites()
+    for name in ("trained", "shifted"):
+        style = demo_data.STYLES[name]
+        # Only the glyphs the style may draw: any other would be a KeyError.
+        allowed = {label: {g: s for g, s in by_glyph.items() if g in demo_data.glyphs_of(label, style)}
+                   for label, by_glyph in sprites.items()}
+        for index in range(12):
+            picture, placed, light = demo_data.scene(5, index, allowed, style)
+            assert picture.size in style.sizes and light in dict(style.lights)
+            assert placed and all(0 <= p.box[0] < p.box[2] <= picture.width and 0 <= p.box[1] < p.box[3]
+                                  <= picture.height for p in placed)
+
+
+def test_a_generated_shifted_set_records_its_own_picture_sizes(tmp_path):
+    coco = demo_data.generate(tmp_path, 4, seed=2, style=demo_data.STYLES["shifted"])
+    for image in coco["images"]:
+        with Image.open(tmp_path / image["file_name"]) as picture:
+            assert picture.size == (image["width"], image["height"]) in demo_data.STYLES["shifted"].sizes
+    captions = json.loads((tmp_path / "captions.json").read_text())
+    assert all(entry["caption"].endswith("in fog") for entry in captions["annotations"])

@@ -15,15 +15,17 @@ from services.localstack.config import DEMO_MODEL
 def test_a_short_run_writes_a_loadable_checkpoint_with_its_report(tmp_path, monkeypatch, capsys):
     out = tmp_path / "clip"
     monkeypatch.setattr(sys, "argv", ["train_demo", "--out", str(out), "--steps", "2", "--scenes", "12",
-                                      "--batch-scenes", "4", "--batch-objects", "4", "--eval-scenes", "12",
-                                      "--threads", "2"])
+                                      "--batch-scenes", "4", "--batch-objects", "4", "--batch-copies", "2",
+                                      "--eval-scenes", "12", "--style", "trained", "--threads", "2"])
     train_demo.main()
     model = CLIPModel.from_pretrained(out)
     assert model.config.projection_dim == 128 and next(model.parameters()).dtype == torch.float16
     assert CLIPTokenizer.from_pretrained(out)("a bus")["input_ids"][0] == 49406
     report = json.loads((out / "training.json").read_text())
-    assert report["recipe"]["steps"] == 2 and set(report["held_out"]) >= {
-        "text_precision_at_10", "object_to_image_precision_at_10", "near_duplicate_rank1"}
+    assert report["recipe"]["steps"] == 2 and report["recipe"]["style"] == "trained"
+    for held_out, style in (("held_out", "classic"), ("shifted", "shifted")):
+        assert report[held_out]["style"] == style and set(report[held_out]) >= {
+            "text_precision_at_10", "object_to_image_precision_at_10", "near_duplicate_rank1"}
     assert "trained in" in capsys.readouterr().out
 
 
