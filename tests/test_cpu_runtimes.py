@@ -1,8 +1,16 @@
-"""make bench-cpu-runtimes keeps working: every CPU runtime it compares runs the demo
-model's image tower and reports a rate and a fidelity against the fp32 reference."""
+"""CPU runtimes: make bench-cpu-runtimes keeps working (every runtime it compares runs
+the demo model's image tower and reports a rate and a fidelity against the fp32
+reference), and the Triton models run the one VIZSEARCH_CPU_RUNTIME names."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
 
 from services.localstack.config import DEMO_MODEL
-from tests.bench import bench_cpu_runtimes
+from tests.bench import bench_cpu_runtimes, gpu_triton_models
 
 
 def test_every_runtime_embeds_close_to_the_reference():
@@ -14,3 +22,36 @@ def test_every_runtime_embeds_close_to_the_reference():
     for name in ("torch fp32 sdpa", "onnxruntime fp32"):  # the same arithmetic, reordered
         assert results[name][1] > 0.999, name
     assert all(rate > 0 and -1 <= cosine <= 1.0001 for rate, cosine in results.values())
+
+
+@pytest.fixture
+def triton_models(monkeypatch):
+    """The model repository's python models, loaded as Triton would on a CPU instance."""
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", gpu_triton_models._backend_utils())
+    monkeypatch.setenv("VIZSEARCH_MODEL_DIR", str(DEMO_MODEL))
+
+    def load(model: str, runtime: str):
+        monkeypatch.setenv("VIZSEARCH_CPU_RUNTIME", runtime)
+        return gpu_triton_models.load(model, "CPU")
+
+    return load
+
+
+def test_the_int8_runtime_serves_both_towers_faithfully_and_says_so(triton_models):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8)
+    texts = np.array([[f"a photo of {n} buses at night".encode()] for n in range(12)], dtype=np.object_)
+    for model, name, data in (("clip_image", "PIXELS", pixels), ("clip_text", "TEXT", texts)):
+        fp32, int8 = triton_models(model, "fp32"), triton_models(model, "int8")
+        assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
+        assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in fp32.model.modules())
+        split = [data[:5], data[5:]]  # two requests in one execute, as dynamic batching hands them over
+        cosines = (gpu_triton_models.run(fp32, name, split) * gpu_triton_models.run(int8, name, split)).sum(1)
+        assert cosines.min() >= 0.99, (model, cosines)
+    metadata = triton_models("clip_metadata", "int8")
+    assert json.loads(metadata.document[0])["runtime"] == "cpu-int8"
+
+
+def test_an_unknown_cpu_runtime_is_named(triton_models):
+    with pytest.raises(ValueError, match="VIZSEARCH_CPU_RUNTIME='fp8'"):
+        triton_models("clip_image", "fp8")

@@ -28,6 +28,7 @@ def test_model_info_describes_the_checkpoint(embedder, dimension):
     info = embedder.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=30)
     assert (info.dimension, info.image_size, info.max_text_tokens) == (dimension, 224, 77)
     assert len(info.version) == 16 and info.model_id == "vizsearch-demo-clip"
+    assert info.runtime == "cpu-fp32", "the local stack's Triton has no GPU and runs the default CPU runtime"
 
 
 def test_texts_embed_to_unit_vectors_in_order(embedder, dimension):

@@ -106,6 +106,7 @@ class ModelInfo(BaseModel):
     version: str
     image_size: int
     max_text_tokens: int
+    runtime: str = ""  # gpu-fp16, cpu-fp32 or cpu-int8; empty from servers before it was reported
 
 
 class ObjectResult(BaseModel):

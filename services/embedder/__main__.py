@@ -18,7 +18,7 @@ async def wait_for_model(servicer: EmbedderServicer) -> None:
     """Retries until Triton serves the model; the service reports NOT_SERVING until then."""
     model = await readiness.retry_until_ready(lambda: servicer.load_model_info(timeout_s=10), "Triton")
     logs.log(logger, logging.INFO, "model ready", model_id=model.model_id, version=model.version,
-             dimension=model.dimension)
+             dimension=model.dimension, runtime=model.runtime)
 
 
 async def main() -> None:

@@ -92,6 +92,7 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
         "VIZSEARCH_MODEL_DIR": str(settings.model_dir),
         "VIZSEARCH_MODEL": settings.model_slug if settings.model_is_local else settings.model,
         "OMP_NUM_THREADS": str(os.cpu_count() or 1),
+        "VIZSEARCH_CPU_RUNTIME": settings.cpu_runtime,
     }
 
 

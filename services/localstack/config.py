@@ -1,7 +1,7 @@
 """The local stack's settings: ports and places, each overridable by VIZSEARCH_* variables."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +45,9 @@ class StackSettings(BaseSettings):
         "default of 200 ms puts 200 ms on every query; 20 costs about 6% of a CPU when idle)."
     )
     rate_limit_per_minute: int = Field(600, description="The local gateway's requests per key (or client) per minute.")
+    cpu_runtime: Literal["fp32", "int8"] = Field(
+        "fp32", description="What Triton's CPU instances run: fp32 torch, or int8 (every Linear layer dynamically "
+        "quantised; docs/benchmarks.md, \"CPU runtimes\").")
     api_keys_file: Path | None = Field(
         None, description="API keys (as hashes) for the local gateway; unset: authentication off (loopback only)."
     )

@@ -26,9 +26,9 @@ class TritonPythonModel:
 
         path = triton_runtime.model_dir(json.loads(args["model_config"]))
         self.device, self.dtype = triton_runtime.device_and_dtype(args)
-        self.model = CLIPVisionModelWithProjection.from_pretrained(
+        self.model = triton_runtime.for_device(CLIPVisionModelWithProjection.from_pretrained(
             path, config=triton_runtime.tower_config(path, "vision"), dtype=self.dtype
-        ).to(self.device).eval()
+        ).to(self.device).eval(), self.device)
         processor = CLIPImageProcessor.from_pretrained(path)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0

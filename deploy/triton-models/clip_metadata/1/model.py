@@ -1,5 +1,6 @@
 """clip_metadata: any request -> one JSON document describing the checkpoint the
-other two models serve (model id, dimension, weights version, image size, token limit).
+other two models serve (model id, dimension, weights version, image size, token
+limit) and what they run as (gpu-fp16, cpu-fp32 or cpu-int8).
 
 Triton's own metadata cannot carry these, and clients (the embedder) need them
 to preprocess correctly and to stamp every vector with the model version.
@@ -23,6 +24,7 @@ class TritonPythonModel:
             "version": triton_runtime.weights_version(path),
             "image_size": triton_runtime.image_size(path),
             "max_text_tokens": triton_runtime.max_text_tokens(path),
+            "runtime": triton_runtime.serving_runtime(),
         }
         self.document = np.array([json.dumps(document).encode()], dtype=np.object_)
 
