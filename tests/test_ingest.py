@@ -232,7 +232,10 @@ def test_a_worker_killed_mid_job_loses_nothing(stack, indexer, store, vectors, m
         os.killpg(victim.pid, signal.SIGKILL)  # no chance to finish, ack or requeue anything
         victim.wait()
     job = wait_for_job(indexer, job_id)
-    assert (job.state, job.total, job.done, job.failed) == (indexer_pb2.JOB_STATE_SUCCEEDED, len(keys), len(keys), 0)
+    # The reconciler may find the drop while it is being written and index part of it
+    # first: those keys are unchanged for the scan.
+    assert (job.state, job.total, job.done + job.skipped, job.failed) == (
+        indexer_pb2.JOB_STATE_SUCCEEDED, len(keys), len(keys), 0)
     indexed = [e["key"] for e in entries(vectors, model_version, "images", dataset)]
     assert sorted(indexed) == keys, "every image exactly once"
 
