@@ -36,7 +36,16 @@ def test_units_are_handed_out_round_robin_within_the_window(ledger):
         status, payload = ledger.claim(job, unit, "t")
         assert status == Claim.CLAIMED and batch_keys(payload)
         ledger.commit(job, unit, "t", CommitKeys("j", "d", "s", "f", "p", "m", "x", "findings"), Results())
-    assert [job for job, _ in ledger.take(window=4)] == ["new", "big"], "a new job is served first"
+    assert [job for job, _ in ledger.take(window=4)] == ["big", "new"], "a new job waits its turn, not more"
+
+
+def test_a_stream_of_new_jobs_cannot_starve_a_waiting_one(ledger):
+    ledger.add("waiting", batch_units([[f"{i}.jpg"] for i in range(3)]))
+    served = []
+    for n in range(6):  # a job arrives before every take, as a reconciler's idle scans do
+        ledger.add(f"scan-{n}", batch_units([[f"s{n}.jpg"]]))
+        served += [job for job, _ in ledger.take(window=len(ledger.in_flight()) + 1)]
+    assert served.count("waiting") == 3, served
 
 
 def test_a_unit_is_run_by_one_worker_at_a_time(ledger):

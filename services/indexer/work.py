@@ -32,11 +32,15 @@ import redis
 SCAN_UNIT = "scan"
 _PREFIX = "vz:work:"
 _READY = "vz:work:ready"  # jobs with units to do, by turn: the least recently served first
+# Counts turns. A job that gets units takes the next turn, behind every job already
+# waiting: arriving ahead of them, a stream of new jobs (a reconciler's idle scans of many
+# datasets) could starve a job's remaining units.
 _TURN = "vz:work:turn"
 _INFLIGHT = "vz:work:inflight"  # "<job>/<unit>" -> when it was sent or claimed
 _WORKERS = "vz:work:workers"  # worker name -> "<slots> <expires at>"
 
-# KEYS: work hash, to-do list, ready zset. ARGV: job, guard unit ('' for none), then unit, payload pairs.
+# KEYS: work hash, to-do list, ready zset, turn counter. ARGV: job, guard unit ('' for none), then unit,
+# payload pairs.
 # Adds units not already known; with a guard, only while the guard unit is still wanted.
 _ADD = """
 if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 0 then return 0 end
@@ -46,7 +50,7 @@ for i = 3, #ARGV, 2 do
     redis.call('RPUSH', KEYS[2], ARGV[i]); added = added + 1
   end
 end
-if added > 0 then redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[1]) end
+if added > 0 then redis.call('ZADD', KEYS[3], 'NX', redis.call('INCR', KEYS[4]), ARGV[1]) end
 return 1
 """
 
@@ -106,7 +110,7 @@ return 1
 """
 
 # KEYS: work hash, lease, in-flight hash, to-do list, ready zset, job hash, done set, skipped set,
-#       failed hash, problems hash, manifest hash, current-failures hash, findings hash
+#       failed hash, problems hash, manifest hash, current-failures hash, findings hash, turn counter
 # ARGV: unit, token, in-flight field, now, job id, results as JSON (see Results)
 # Returns 1 (committed), 0 (cancelled: nothing written) or -1 (another worker holds the unit now).
 _COMMIT = """
@@ -145,7 +149,7 @@ local added = 0
 for _, u in ipairs(r.units) do
   if redis.call('HSETNX', KEYS[1], u[1], u[2]) == 1 then redis.call('RPUSH', KEYS[4], u[1]); added = added + 1 end
 end
-if added > 0 then redis.call('ZADD', KEYS[5], 'NX', 0, ARGV[5]) end
+if added > 0 then redis.call('ZADD', KEYS[5], 'NX', redis.call('INCR', KEYS[14]), ARGV[5]) end
 redis.call('HSET', KEYS[6], 'updated_at', ARGV[4])
 if redis.call('HGET', KEYS[6], 'state') == 'queued' then redis.call('HSET', KEYS[6], 'state', 'running') end
 redis.call('HDEL', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[3], ARGV[3]); redis.call('DEL', KEYS[2])
@@ -273,7 +277,7 @@ class WorkLedger:
         args = [job_id, guard]
         for unit, payload in units:
             args += [unit, payload]
-        return bool(self._add(keys=[self._work(job_id), self._todo(job_id), _READY], args=args))
+        return bool(self._add(keys=[self._work(job_id), self._todo(job_id), _READY, _TURN], args=args))
 
     def take(self, window: int) -> list[tuple[str, str]]:
         """Units to send now, (job, unit) each, so that at most `window` are in flight."""
@@ -322,7 +326,7 @@ class WorkLedger:
         return int(self._commit(
             keys=[self._work(job_id), self._lease(job_id, unit), _INFLIGHT, self._todo(job_id), _READY,
                   keys.job, keys.done, keys.skipped, keys.failed, keys.problems, keys.manifest, keys.failing,
-                  keys.findings],
+                  keys.findings, _TURN],
             args=[unit, token, field_of(job_id, unit), time.time(), job_id, results.json()]))
 
     def units_left(self, job_id: str) -> int:
