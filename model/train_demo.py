@@ -259,7 +259,6 @@ def quick_evaluation(model, tokenizer, normalise, seed: int, count: int, style: 
     """In-process figures on held-out scenes of `style`, seen as the embedder sees them: text->image
     precision@10 per class, object crop->image precision@10 (image entries only), and the
     rank-1 rate of re-encoded, resized copies. The stack's harness is `make eval`."""
-    import io
 
     import torch
     import torch.nn.functional as F

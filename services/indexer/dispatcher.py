@@ -3,9 +3,9 @@
 The window is twice the slots of the live workers (each worker registers its
 concurrency while it runs): every slot has a unit running and one waiting, so the
 queue stays short (the sweeper reads it whole) and a dataset dropped now waits for
-one unit of each job already waiting (round robin), not for everything queued before it. Both sides dispatch: the
-indexer when it plans a job, each worker when it commits a unit, and the sweeper on
-every pass.
+one unit of each job already waiting (round robin), not for everything queued before
+it. Both sides dispatch: the indexer when it plans a job, each worker when it commits a
+unit, and the sweeper on every pass.
 """
 
 import logging

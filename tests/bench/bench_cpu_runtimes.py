@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from model import preprocess, triton_runtime
+from model.train_demo import Normaliser
 from tests import imagegen
 from tests.checkpoint_cache import vit_b_32_checkpoint
 
@@ -66,7 +67,7 @@ def images_per_s(run: Callable[[], object], batch: int, seconds: float) -> float
 
 def torch_runtimes(path: Path) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     eager, sdpa = ImageTower(path, "eager"), ImageTower(path, "sdpa")
-    int8 = torch.ao.quantization.quantize_dynamic(ImageTower(path, "sdpa"), {torch.nn.Linear}, dtype=torch.qint8)
+    int8 = torch.ao.quantization.quantize_dynamic(sdpa, {torch.nn.Linear}, dtype=torch.qint8)  # a quantised copy
 
     def bf16(pixels):
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -101,12 +102,9 @@ def scene_pixels(path: Path, batch: int) -> torch.Tensor:
     """Normalised model pixels of generated 640x480 scenes, as the Triton model gets them."""
     import json
 
-    config = json.loads((path / "preprocessor_config.json").read_text())
     size = triton_runtime.image_size(path)
     pixels = np.stack([preprocess.to_model_pixels(imagegen.scene(640, 480, seed=i), size) for i in range(batch)])
-    mean = torch.tensor(config["image_mean"]).reshape(1, 3, 1, 1) * 255
-    std = torch.tensor(config["image_std"]).reshape(1, 3, 1, 1) * 255
-    return (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() - mean) / std
+    return Normaliser(json.loads((path / "preprocessor_config.json").read_text()))(pixels)
 
 
 def measure(path: Path, batch: int, seconds: float, threads: int) -> list[tuple[str, float, float]]:
