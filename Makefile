@@ -5,7 +5,7 @@ VENV   ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-cpu-runtimes bench-ingest bench-query bench-ui bench-duplicates bench-suspects bench-map chaos images clean
+.PHONY: setup up demo eval demo-model down status test proto proto-check bench-embed bench-cpu-runtimes bench-gpu bench-ingest bench-query bench-ui bench-duplicates bench-suspects bench-map chaos images clean
 
 setup: $(STAMP)
 
@@ -62,6 +62,10 @@ bench-embed: setup
 # The image tower in each CPU runtime (torch fp32/sdpa/int8/bf16, ONNX Runtime fp32/int8): images/s and fidelity.
 bench-cpu-runtimes: setup
 	$(PYTHON) -m tests.bench.bench_cpu_runtimes
+
+# The GPU path on a machine with a GPU and torch, no Triton server: fidelity, model-only, JPEG -> vectors, boxes, texts.
+bench-gpu: setup
+	$(PYTHON) -m tests.bench.bench_gpu
 
 N ?= 2000
 A ?= 200

@@ -18,6 +18,10 @@ from pathlib import Path
 DEFAULT_MODEL_DIR = "/models/clip"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 CPU_RUNTIMES = ("fp32", "int8")
+JPEG_DECODES = ("auto", "triton", "embedder")
+# The most regions (images and boxes) the image tower embeds in one forward pass:
+# bounds an instance's activation memory whatever the batch of requests holds.
+MAX_FORWARD_BATCH = 512
 
 
 def model_dir(model_config: dict) -> Path:
@@ -97,6 +101,22 @@ def for_device(tower, device):
     return tower
 
 
+def jpeg_decode() -> str:
+    """Who decodes JPEGs, from VIZSEARCH_JPEG_DECODE: "auto" (default) is "triton" where
+    Triton has a GPU (clip_jpeg decodes, crops and resizes there, in batches) and
+    "embedder" where it has none (the embedder's thread pool does that work on the CPU,
+    in parallel, and sends pixels); "triton" or "embedder" force one. The embedder learns
+    the answer from clip_metadata."""
+    import torch
+
+    choice = os.environ.get("VIZSEARCH_JPEG_DECODE", "auto")
+    if choice not in JPEG_DECODES:
+        raise ValueError(f"VIZSEARCH_JPEG_DECODE={choice!r}: expected one of {', '.join(JPEG_DECODES)}")
+    if choice == "auto":
+        return "triton" if torch.cuda.is_available() else "embedder"
+    return choice
+
+
 def serving_runtime() -> str:
     """What the towers run as, for the metadata: gpu-fp16 where Triton has a GPU (it
     places an instance on each), else cpu-<cpu_runtime()>."""
@@ -123,3 +143,40 @@ def embedding_responses(pb_utils, embeddings, counts: list[int]) -> list:
         responses.append(pb_utils.InferenceResponse(output_tensors=[output]))
         start += count
     return responses
+
+
+class VisionTower:
+    """A checkpoint's image tower as one Triton instance runs it (clip_image, clip_jpeg):
+    takes RGB pixels in 0..255 and normalises them itself, on the instance's device, so
+    clients send compact uint8 tensors (or JPEG bytes)."""
+
+    def __init__(self, args: dict):
+        import torch
+        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+        config = json.loads(args["model_config"])
+        path = model_dir(config)
+        self.device, self.dtype = device_and_dtype(args)
+        self.size = image_size(path)
+        self.model = for_device(CLIPVisionModelWithProjection.from_pretrained(
+            path, config=tower_config(path, "vision"), dtype=self.dtype, attn_implementation="sdpa"
+        ).to(self.device).eval(), self.device)
+        processor = CLIPImageProcessor.from_pretrained(path)
+        shape = (1, 3, 1, 1)
+        self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0
+        self.std = torch.tensor(processor.image_std, device=self.device).reshape(shape) * 255.0
+        if self.device.type == "cuda":
+            # The first batches of each size pay for CUDA kernels' selection: pay at load.
+            for batch in sorted({1, min(MAX_FORWARD_BATCH, max(1, int(config.get("max_batch_size", 1))))}):
+                self.embed(torch.zeros((batch, 3, self.size, self.size), device=self.device))
+
+    def embed(self, pixels):
+        """Image embeddings (not yet normalised) of pixels [N, 3, S, S] in 0..255, any float or uint8 dtype."""
+        import torch
+
+        with torch.inference_mode():
+            parts = []
+            for start in range(0, len(pixels), MAX_FORWARD_BATCH):
+                chunk = pixels[start : start + MAX_FORWARD_BATCH].to(self.device).float()
+                parts.append(self.model(pixel_values=((chunk - self.mean) / self.std).to(self.dtype)).image_embeds)
+            return torch.cat(parts)

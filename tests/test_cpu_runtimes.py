@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from services.localstack.config import DEMO_MODEL
-from tests.bench import bench_cpu_runtimes, gpu_triton_models
+from tests import triton_python_models
+from tests.bench import bench_cpu_runtimes
 
 
 def test_every_runtime_embeds_close_to_the_reference():
@@ -27,14 +28,19 @@ def test_every_runtime_embeds_close_to_the_reference():
 @pytest.fixture
 def triton_models(monkeypatch):
     """The model repository's python models, loaded as Triton would on a CPU instance."""
-    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", gpu_triton_models._backend_utils())
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", triton_python_models.backend_utils())
     monkeypatch.setenv("VIZSEARCH_MODEL_DIR", str(DEMO_MODEL))
 
     def load(model: str, runtime: str):
         monkeypatch.setenv("VIZSEARCH_CPU_RUNTIME", runtime)
-        return gpu_triton_models.load(model, "CPU")
+        return triton_python_models.load(model)
 
     return load
+
+
+def torch_module(instance):
+    """The tower a Triton model instance runs (clip_image keeps it in a VisionTower)."""
+    return instance.tower.model if hasattr(instance, "tower") else instance.model
 
 
 def test_the_int8_runtime_serves_both_towers_faithfully_and_says_so(triton_models):
@@ -43,10 +49,10 @@ def test_the_int8_runtime_serves_both_towers_faithfully_and_says_so(triton_model
     texts = np.array([[f"a photo of {n} buses at night".encode()] for n in range(12)], dtype=np.object_)
     for model, name, data in (("clip_image", "PIXELS", pixels), ("clip_text", "TEXT", texts)):
         fp32, int8 = triton_models(model, "fp32"), triton_models(model, "int8")
-        assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in int8.model.modules())
-        assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in fp32.model.modules())
+        assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in torch_module(int8).modules())
+        assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in torch_module(fp32).modules())
         split = [data[:5], data[5:]]  # two requests in one execute, as dynamic batching hands them over
-        cosines = (gpu_triton_models.run(fp32, name, split) * gpu_triton_models.run(int8, name, split)).sum(1)
+        cosines = (triton_python_models.run(fp32, name, split) * triton_python_models.run(int8, name, split)).sum(1)
         assert cosines.min() >= 0.99, (model, cosines)
     metadata = triton_models("clip_metadata", "int8")
     assert json.loads(metadata.document[0])["runtime"] == "cpu-int8"

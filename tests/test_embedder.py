@@ -42,11 +42,11 @@ def test_texts_embed_to_unit_vectors_in_order(embedder, dimension):
 
 
 def test_a_batch_larger_than_tritons_is_split_and_kept_in_order(embedder):
-    scenes = [imagegen.encode(imagegen.scene(64, 64, seed=i)) for i in range(70)]
+    scenes = [imagegen.encode(imagegen.scene(64, 64, seed=i)) for i in range(260)]
     reply = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image(d) for d in scenes]), timeout=120)
-    assert len(reply.results) == 70 and all(r.WhichOneof("result") == "vector" for r in reply.results)
-    alone = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image(scenes[69])]), timeout=60)
-    np.testing.assert_allclose(alone.results[0].vector.values, reply.results[69].vector.values, atol=1e-4)
+    assert len(reply.results) == 260 and all(r.WhichOneof("result") == "vector" for r in reply.results)
+    alone = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image(scenes[259])]), timeout=60)
+    np.testing.assert_allclose(alone.results[0].vector.values, reply.results[259].vector.values, atol=1e-4)
 
 
 def test_one_bad_image_fails_only_its_item(embedder):

@@ -117,6 +117,7 @@ def test_triton_gets_its_gpus_model_and_shared_memory(case):
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == gpus
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in triton["volumeMounts"]
     assert {"name": "VIZSEARCH_MODEL_DIR", "value": "/models/clip"} in triton["env"]
+    assert {"name": "VIZSEARCH_JPEG_DECODE", "value": "auto"} in triton["env"]  # clip_jpeg decodes where a GPU is
     fetch = spec["initContainers"][0]
     assert fetch["command"][:3] == ["python", "-m", "model.fetch"]
     assert "openai/clip-vit-base-patch32" in fetch["command"] and {"name": "models", "mountPath": "/models"} in \
@@ -209,6 +210,7 @@ def test_ingress_serves_http_and_grpc_when_on(case):
     ({"gateway": {"replicas": -1}}, "/gateway/replicas': minimum: got -1"),
     ({"model": {"source": "ftp://models.example.com/clip"}}, "/model/source': 'ftp://models.example.com/clip' does not match"),
     ({"triton": {"gpu": {"count": -2}}}, "/triton/gpu/count"),
+    ({"triton": {"jpegDecode": "nvjpeg"}}, "/triton/jpegDecode"),
     ({"query": {"searchConsistency": "Sometimes"}}, "/query/searchConsistency"),
     ({"gateway": {"env": {"VIZSEARCH_X": "1"}}}, "/gateway/env"),
     ({"gateway": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}}, "/gateway/podDisruptionBudget"),

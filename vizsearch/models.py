@@ -107,6 +107,7 @@ class ModelInfo(BaseModel):
     image_size: int
     max_text_tokens: int
     runtime: str = ""  # gpu-fp16, cpu-fp32 or cpu-int8; empty from servers before it was reported
+    jpeg_decode: str = ""  # triton (on its GPU) or embedder; empty from servers before it was reported
 
 
 class ObjectResult(BaseModel):

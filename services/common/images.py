@@ -35,6 +35,7 @@ class Box:
         return "[" + ", ".join(f"{v:g}" for v in (self.x1, self.y1, self.x2, self.y2)) + "]"
 
 
+_EXIF_ORIENTATION = 0x0112
 _ROWS_PER_CHUNK = 512  # high-bit-depth pixels are scaled this many rows at a time
 
 
@@ -99,6 +100,16 @@ def load_rgb(image: Image.Image) -> Image.Image:
         raise BadImage(f"corrupt or truncated image: {error}") from None
 
 
+def is_upright_rgb_jpeg(image: Image.Image) -> bool:
+    """Whether an opened image is a JPEG a plain decoder gets right: RGB or greyscale (not
+    CMYK) and stored upright (no EXIF rotation to apply)."""
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a damaged EXIF block: let the full decoder judge it
+        return False
+    return image.format == "JPEG" and image.mode in ("RGB", "L") and orientation == 1
+
+
 def decode(data: bytes, max_pixels: int, max_decoded_bytes: int = 2**31) -> Image.Image:
     """Untrusted encoded bytes -> RGB image in its upright orientation."""
     return load_rgb(open_image(data, max_pixels, max_decoded_bytes)[0])
@@ -147,8 +158,12 @@ def clip(box: Box, width: int, height: int) -> Box:
 def crop(image: Image.Image, box: Box, margin: float = 0.0) -> Image.Image:
     """The box's pixels, the box grown first by `margin` of its width and height on each
     side (within the image); a box that is inverted, empty or outside the image is refused."""
+    return image.crop(crop_rectangle(box, margin, *image.size))
+
+
+def crop_rectangle(box: Box, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """The whole pixels (left, top, right, bottom) crop() cuts for the box of a width x height image."""
     _check_box(box)
-    width, height = image.size
     if box.x1 < 0 or box.y1 < 0 or box.x2 > width or box.y2 > height:
         raise BadImage(f"box {box} lies outside the {width}x{height} image")
     if not (math.isfinite(margin) and 0 <= margin <= 1):
@@ -156,7 +171,7 @@ def crop(image: Image.Image, box: Box, margin: float = 0.0) -> Image.Image:
     grown = grow(box, margin, width, height)
     left, top = math.floor(grown.x1), math.floor(grown.y1)
     right, bottom = max(math.ceil(grown.x2), left + 1), max(math.ceil(grown.y2), top + 1)
-    return image.crop((left, top, right, bottom))
+    return left, top, right, bottom
 
 
 def grow(box: Box, margin: float, width: int, height: int) -> Box:

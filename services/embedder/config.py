@@ -14,6 +14,9 @@ class EmbedderSettings(ServiceSettings, StorageSettings):
     triton_image_model: str = "clip_image"
     triton_text_model: str = "clip_text"
     triton_metadata_model: str = "clip_metadata"
+    triton_jpeg_model: str = Field(
+        "clip_jpeg", description="Triton's model that decodes and embeds JPEGs on its device, used for upright RGB "
+        "JPEGs when clip_metadata says jpeg_decode is \"triton\" (Triton has a GPU).")
     triton_timeout_s: float = Field(120.0, description="Longest wait for one Triton call, within the caller's deadline.")
     preprocess_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 2, description="Threads that fetch, decode and resize images."

@@ -2,7 +2,9 @@
 pool, and has Triton embed them. One bad image (or box) fails only its own item.
 
 An image with boxes is fetched and decoded once: the whole image and every box are
-cut from the same pixels and embedded in the same Triton call."""
+cut from the same pixels and embedded in the same Triton call. Where Triton decodes
+JPEGs (it has a GPU: clip_metadata's jpeg_decode), an upright RGB JPEG is not decoded
+here at all: its bytes and the rectangles to cut go to Triton's clip_jpeg."""
 
 import asyncio
 import hashlib
@@ -19,7 +21,7 @@ from services.common.storage import ObjectNotFound, ObjectStore, ObjectTooLarge
 from services.common import images
 from model import preprocess
 from services.embedder.config import EmbedderSettings
-from services.embedder.triton import TritonClip, TritonUnavailable
+from services.embedder.triton import ItemRejected, TritonClip, TritonUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -32,26 +34,42 @@ ITEM_ERRORS = prometheus_client.Counter(
 )
 
 
+Rectangle = tuple[int, int, int, int]  # left, top, right, bottom, in whole pixels
+
+
 @dataclass
 class PreparedBox:
-    """One of an image's boxes ready for the model (clipped to the image), or why not."""
+    """One of an image's boxes ready for the model (clipped to the image): its pixels, or
+    where Triton decodes, its rectangle; or why not."""
 
     box: images.Box | None = None
     pixels: np.ndarray | None = None
+    region: Rectangle | None = None
     error: str = ""
 
 
 @dataclass
 class PreparedImage:
-    """An image ready for the model, or the reason it is not."""
+    """An image ready for the model (its pixels, or its JPEG and the rectangles Triton
+    cuts: the image or its crop first, then each box), or the reason it is not."""
 
     pixels: np.ndarray | None = None
+    jpeg: bytes | None = None
+    regions: list[Rectangle] = field(default_factory=list)
     width: int = 0
     height: int = 0
     sha256: str = ""
     error_code: grpc.StatusCode | None = None
     error: str = ""
     boxes: list[PreparedBox] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.pixels is not None or self.jpeg is not None
+
+    def pieces(self) -> list[np.ndarray]:
+        """The pixels of the image (or its crop) and of each good box, in that order."""
+        return [self.pixels, *(b.pixels for b in self.boxes if b.pixels is not None)]
 
 
 class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
@@ -93,39 +111,38 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         await self._check_batch(sum(1 + len(item.boxes) for item in request.images), "images and their boxes",
                                 context)
         loop = asyncio.get_running_loop()
+        triton_decodes = model.jpeg_decode == "triton"
         prepared: list[PreparedImage] = await asyncio.gather(
-            *(loop.run_in_executor(self.pool, self._prepare, item, model.image_size) for item in request.images)
+            *(loop.run_in_executor(self.pool, self._prepare, item, model.image_size, triton_decodes)
+              for item in request.images)
         )
+        vectors = await self._call_triton(self._embed(prepared, request.images, model.image_size,
+                                                      self._timeout(context)), context)
         for i, item in enumerate(prepared):
             if item.error_code is not None:
                 ITEM_ERRORS.labels(item.error_code.name).inc()
                 if request.fail_on_item_error:
                     await context.abort(item.error_code, f"images[{i}]: {item.error}")
             for j, box in enumerate(item.boxes):
-                if box.pixels is None:
+                if box.error:
                     ITEM_ERRORS.labels(grpc.StatusCode.INVALID_ARGUMENT.name).inc()
                     if request.fail_on_item_error:
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"images[{i}].boxes[{j}]: {box.error}")
-        # Every image and box in one array, one Triton call (chunked to its batch size).
-        pieces = [p for item in prepared if item.pixels is not None
-                  for p in (item.pixels, *(b.pixels for b in item.boxes if b.pixels is not None))]
-        BATCH_SIZE.labels("image").observe(len(pieces))
-        embedded = iter(await self._call_triton(self.triton.embed_pixels(np.stack(pieces), self._timeout(context)),
-                                                context) if pieces else ())
         results = []
-        for item in prepared:
+        for item, item_vectors in zip(prepared, vectors):
             result = embedder_pb2.ImageEmbedding(width=item.width, height=item.height, sha256=item.sha256)
-            if item.pixels is None:
+            if not item.ready:
                 result.error.code = item.error_code.value[0]
                 result.error.message = item.error
                 results.append(result)
                 continue
+            embedded = iter(item_vectors)
             result.vector.values.extend(next(embedded))
             for box in item.boxes:
                 answer = result.boxes.add()
                 if box.box is not None:
                     answer.box.CopyFrom(common_pb2.Box(x1=box.box.x1, y1=box.box.y1, x2=box.box.x2, y2=box.box.y2))
-                if box.pixels is not None:
+                if not box.error:
                     answer.vector.values.extend(next(embedded))
                 else:
                     answer.error.code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
@@ -133,14 +150,49 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             results.append(result)
         return embedder_pb2.EmbedImagesResponse(model=model, results=results)
 
-    def _prepare(self, item: common_pb2.ImageInput, image_size: int) -> PreparedImage:
-        """Fetch (for a reference), decode, crop and resize one image; runs on the pool."""
+    async def _embed(self, prepared: list[PreparedImage], inputs, image_size: int, timeout_s: float) -> list:
+        """Each prepared image's vectors (the image or its crop, then each good box): every
+        item with pixels in one Triton call (chunked to its batch size) beside one clip_jpeg
+        call per JPEG, all at once. A JPEG Triton cannot decode is decoded here instead."""
+        pixel_indexes = [i for i, item in enumerate(prepared) if item.pixels is not None]
+        jpeg_indexes = [i for i, item in enumerate(prepared) if item.jpeg is not None]
+        pieces = [p for i in pixel_indexes for p in prepared[i].pieces()]
+        BATCH_SIZE.labels("image").observe(len(pieces) + sum(len(prepared[i].regions) for i in jpeg_indexes))
+
+        async def pixel_vectors():
+            return await self.triton.embed_pixels(np.stack(pieces), timeout_s) if pieces else np.zeros((0, 0))
+
+        async def jpeg_vectors(index: int):
+            item = prepared[index]
+            try:
+                return await self.triton.embed_jpeg(item.jpeg, item.regions, timeout_s)
+            except ItemRejected as error:
+                logger.warning("images[%d]: %s; decoding it in the embedder", index, error)
+                retry = await asyncio.get_running_loop().run_in_executor(
+                    self.pool, self._prepare, inputs[index], image_size, False)
+                prepared[index] = retry
+                return await self.triton.embed_pixels(np.stack(retry.pieces()), timeout_s) if retry.ready else None
+
+        embedded, *jpeg_results = await asyncio.gather(pixel_vectors(), *(jpeg_vectors(i) for i in jpeg_indexes))
+        vectors, start = [None] * len(prepared), 0
+        for i in pixel_indexes:
+            count = len(prepared[i].pieces())
+            vectors[i], start = embedded[start : start + count], start + count
+        for i, result in zip(jpeg_indexes, jpeg_results):
+            vectors[i] = result
+        return vectors
+
+    def _prepare(self, item: common_pb2.ImageInput, image_size: int, triton_decodes: bool) -> PreparedImage:
+        """Fetch (for a reference), decode, crop and resize one image, or where Triton decodes
+        an upright RGB JPEG, only read its header and work out the rectangles; on the pool."""
         try:
             data = self._image_bytes(item)
             digest = hashlib.sha256(data).hexdigest()
             header, needed = images.open_image(data, self.settings.max_image_pixels, self.settings.max_decoded_bytes)
             if item.boxes and item.HasField("box"):
                 raise images.BadImage("set box (one crop) or boxes (the image and its boxes), not both")
+            if triton_decodes and images.is_upright_rgb_jpeg(header):
+                return self._jpeg_for_triton(item, data, header.size, digest)
             with self.decode_budget.reserve(needed):
                 image = images.load_rgb(header)
                 width, height = image.size
@@ -157,6 +209,24 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
         except Exception as error:  # storage down, or a decoder bug: this item only
             logger.exception("preparing an image failed")
             return PreparedImage(error_code=grpc.StatusCode.UNAVAILABLE, error=f"could not read the image: {error}")
+
+    @staticmethod
+    def _jpeg_for_triton(item: common_pb2.ImageInput, data: bytes, size: tuple[int, int], digest: str) -> PreparedImage:
+        width, height = size
+        whole = (0, 0, width, height)
+        if item.HasField("box"):
+            whole = images.crop_rectangle(images.Box(item.box.x1, item.box.y1, item.box.x2, item.box.y2),
+                                          item.box_margin, width, height)
+        boxes = []
+        for box in item.boxes:
+            try:
+                clipped = images.clip(images.Box(box.x1, box.y1, box.x2, box.y2), width, height)
+                boxes.append(PreparedBox(box=clipped, region=images.crop_rectangle(clipped, item.box_margin,
+                                                                                    width, height)))
+            except images.BadImage as error:
+                boxes.append(PreparedBox(error=str(error)))
+        return PreparedImage(jpeg=data, regions=[whole, *(b.region for b in boxes if b.region is not None)],
+                             width=width, height=height, sha256=digest, boxes=boxes)
 
     @staticmethod
     def _prepare_box(image, box: common_pb2.Box, margin: float, image_size: int) -> PreparedBox:

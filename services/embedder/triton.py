@@ -19,6 +19,18 @@ from services.embedder.config import EmbedderSettings
 class TritonUnavailable(RuntimeError):
     """Triton could not be reached or did not answer in time."""
 
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class ItemRejected(ValueError):
+    """A model refused one request's input (clip_jpeg: a JPEG its decoder cannot read)."""
+
+
+# Statuses with which a model refuses its input; any other means Triton is unavailable.
+_REFUSALS = ("StatusCode.INTERNAL", "StatusCode.INVALID_ARGUMENT")
+
 
 class TritonClip:
     def __init__(self, settings: EmbedderSettings):
@@ -31,7 +43,8 @@ class TritonClip:
 
     async def ready(self) -> None:
         """Raises unless Triton is up with every model it serves for us loaded."""
-        for model in (self.settings.triton_image_model, self.settings.triton_text_model):
+        for model in (self.settings.triton_image_model, self.settings.triton_text_model,
+                      self.settings.triton_jpeg_model):
             if not await self.client.is_model_ready(model):
                 raise TritonUnavailable(f"Triton model {model} is not ready")
 
@@ -58,6 +71,21 @@ class TritonClip:
 
         return await self._embed_in_chunks(self.settings.triton_image_model, pixels, request, timeout_s)
 
+    async def embed_jpeg(self, jpeg: bytes, regions: list[tuple[int, int, int, int]], timeout_s: float) -> np.ndarray:
+        """One embedding per region (left, top, right, bottom) of one JPEG, decoded by Triton;
+        the dynamic batcher joins concurrent calls into one batch."""
+        data = InferInput("JPEG", [1, 1], "BYTES")
+        data.set_data_from_numpy(np.array([[jpeg]], dtype=np.object_))
+        boxes = InferInput("REGIONS", [1, len(regions), 4], "FP32")
+        boxes.set_data_from_numpy(np.array([regions], dtype=np.float32))
+        try:
+            result = await self._infer(self.settings.triton_jpeg_model, [data, boxes], "EMBEDDING", timeout_s)
+        except TritonUnavailable as error:
+            if error.status in _REFUSALS:
+                raise ItemRejected(str(error)) from error
+            raise
+        return result.as_numpy("EMBEDDING")[0]
+
     async def _embed_in_chunks(self, model: str, items, make_input, timeout_s: float) -> np.ndarray:
         step = await self._max_batch_size(model, timeout_s)
         chunks = [items[i : i + step] for i in range(0, len(items), step)]
@@ -79,4 +107,5 @@ class TritonClip:
             return await self.client.infer(model, inputs, outputs=outputs, client_timeout=timeout_s,
                                            headers=tracing.context_headers())
         except InferenceServerException as error:
-            raise TritonUnavailable(f"Triton model {model} at {self.settings.triton_url}: {error.message()}") from error
+            raise TritonUnavailable(f"Triton model {model} at {self.settings.triton_url}: {error.message()}",
+                                    error.status()) from error

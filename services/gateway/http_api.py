@@ -92,7 +92,8 @@ def search_request(term: query_pb2.QueryTerm, *, sources=(), min_box_area=None, 
 
 def model_info(model: common_pb2.ModelInfo) -> ModelInfo:
     return ModelInfo(model_id=model.model_id, dimension=model.dimension, version=model.version,
-                     image_size=model.image_size, max_text_tokens=model.max_text_tokens, runtime=model.runtime)
+                     image_size=model.image_size, max_text_tokens=model.max_text_tokens, runtime=model.runtime,
+                     jpeg_decode=model.jpeg_decode)
 
 
 def image_url(base_url: str, dataset: str, key: str) -> str:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.localstack.config import REPO, StackSettings
 
-TRITON_MODELS = ("clip_image", "clip_text", "clip_metadata")
+TRITON_MODELS = ("clip_image", "clip_jpeg", "clip_text", "clip_metadata")
 
 
 @dataclass
@@ -93,6 +93,7 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
         "VIZSEARCH_MODEL": settings.model_slug if settings.model_is_local else settings.model,
         "OMP_NUM_THREADS": str(os.cpu_count() or 1),
         "VIZSEARCH_CPU_RUNTIME": settings.cpu_runtime,
+        "VIZSEARCH_JPEG_DECODE": settings.jpeg_decode,
     }
 
 

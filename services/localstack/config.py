@@ -48,6 +48,9 @@ class StackSettings(BaseSettings):
     cpu_runtime: Literal["fp32", "int8"] = Field(
         "fp32", description="What Triton's CPU instances run: fp32 torch, or int8 (every Linear layer dynamically "
         "quantised; docs/benchmarks.md, \"CPU runtimes\").")
+    jpeg_decode: Literal["auto", "triton", "embedder"] = Field(
+        "auto", description="Who decodes JPEGs: auto is Triton's clip_jpeg where Triton has a GPU, else the "
+        "embedder; triton makes the CPU Triton do it (the GPU path's code, on the CPU).")
     api_keys_file: Path | None = Field(
         None, description="API keys (as hashes) for the local gateway; unset: authentication off (loopback only)."
     )

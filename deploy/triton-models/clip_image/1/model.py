@@ -4,8 +4,6 @@ Normalisation (rescale to [0, 1], CLIP mean and std) happens here, on the device
 so clients send compact uint8 tensors.
 """
 
-import json
-
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
@@ -21,18 +19,7 @@ class TritonPythonModel:
         return auto_complete_model_config
 
     def initialize(self, args):
-        import torch
-        from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-        path = triton_runtime.model_dir(json.loads(args["model_config"]))
-        self.device, self.dtype = triton_runtime.device_and_dtype(args)
-        self.model = triton_runtime.for_device(CLIPVisionModelWithProjection.from_pretrained(
-            path, config=triton_runtime.tower_config(path, "vision"), dtype=self.dtype
-        ).to(self.device).eval(), self.device)
-        processor = CLIPImageProcessor.from_pretrained(path)
-        shape = (1, 3, 1, 1)
-        self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0
-        self.std = torch.tensor(processor.image_std, device=self.device).reshape(shape) * 255.0
+        self.tower = triton_runtime.VisionTower(args)
 
     def execute(self, requests):
         import torch
@@ -40,8 +27,5 @@ class TritonPythonModel:
         # Dynamic batching hands over several requests: run them as one batch.
         pixels = [pb_utils.get_input_tensor_by_name(r, "PIXELS").as_numpy() for r in requests]
         counts = [p.shape[0] for p in pixels]
-        with torch.inference_mode():
-            batch = torch.from_numpy(np.concatenate(pixels)).to(self.device)
-            batch = (batch.permute(0, 3, 1, 2).float() - self.mean) / self.std
-            embeddings = self.model(pixel_values=batch.to(self.dtype)).image_embeds
-        return triton_runtime.embedding_responses(pb_utils, embeddings, counts)
+        batch = torch.from_numpy(np.concatenate(pixels)).to(self.tower.device).permute(0, 3, 1, 2)
+        return triton_runtime.embedding_responses(pb_utils, self.tower.embed(batch), counts)

@@ -1,6 +1,7 @@
 """clip_metadata: any request -> one JSON document describing the checkpoint the
 other two models serve (model id, dimension, weights version, image size, token
-limit) and what they run as (gpu-fp16, cpu-fp32 or cpu-int8).
+limit), what they run as (gpu-fp16, cpu-fp32 or cpu-int8) and who decodes JPEGs
+(triton's clip_jpeg, on a GPU, or the embedder).
 
 Triton's own metadata cannot carry these, and clients (the embedder) need them
 to preprocess correctly and to stamp every vector with the model version.
@@ -25,6 +26,7 @@ class TritonPythonModel:
             "image_size": triton_runtime.image_size(path),
             "max_text_tokens": triton_runtime.max_text_tokens(path),
             "runtime": triton_runtime.serving_runtime(),
+            "jpeg_decode": triton_runtime.jpeg_decode(),
         }
         self.document = np.array([json.dumps(document).encode()], dtype=np.object_)
 

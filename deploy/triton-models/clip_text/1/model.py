@@ -25,7 +25,7 @@ class TritonPythonModel:
         path = triton_runtime.model_dir(json.loads(args["model_config"]))
         self.device, self.dtype = triton_runtime.device_and_dtype(args)
         self.model = triton_runtime.for_device(CLIPTextModelWithProjection.from_pretrained(
-            path, config=triton_runtime.tower_config(path, "text"), dtype=self.dtype
+            path, config=triton_runtime.tower_config(path, "text"), dtype=self.dtype, attn_implementation="sdpa"
         ).to(self.device).eval(), self.device)
         self.tokenizer = CLIPTokenizer.from_pretrained(path)
         self.max_tokens = triton_runtime.max_text_tokens(path)

@@ -47,20 +47,22 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model_id", "dimension", "version", "image_size", "max_text_tokens", "runtime")
+    __slots__ = ("model_id", "dimension", "version", "image_size", "max_text_tokens", "runtime", "jpeg_decode")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     IMAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     MAX_TEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    JPEG_DECODE_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     version: str
     image_size: int
     max_text_tokens: int
     runtime: str
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., version: _Optional[str] = ..., image_size: _Optional[int] = ..., max_text_tokens: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
+    jpeg_decode: str
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., version: _Optional[str] = ..., image_size: _Optional[int] = ..., max_text_tokens: _Optional[int] = ..., runtime: _Optional[str] = ..., jpeg_decode: _Optional[str] = ...) -> None: ...
 
 class ItemError(_message.Message):
     __slots__ = ("code", "message")
