@@ -17,7 +17,7 @@ from pathlib import Path
 
 DEFAULT_MODEL_DIR = "/models/clip"
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
-CPU_RUNTIMES = ("fp32", "int8")
+CPU_RUNTIMES = ("fp32", "int8", "onnx-int8")
 JPEG_DECODES = ("auto", "triton", "embedder")
 # The most regions (images and boxes) the image tower embeds in one forward pass:
 # bounds an instance's activation memory whatever the batch of requests holds.
@@ -81,12 +81,16 @@ def device_and_dtype(args: dict):
 
 
 def cpu_runtime() -> str:
-    """What CPU instances run, from VIZSEARCH_CPU_RUNTIME: "fp32" (default), or "int8":
-    every Linear layer dynamically quantised, about a fifth faster on ViT-B/32 with a
-    cosine above 0.999 to fp32 (docs/benchmarks.md, "CPU runtimes"). int8 uses torch.ao's
-    dynamic quantisation, which torch deprecates in favour of torchao's but still ships
-    in the pinned 2.13."""
-    runtime = os.environ.get("VIZSEARCH_CPU_RUNTIME", "fp32")
+    """What CPU instances run, from VIZSEARCH_CPU_RUNTIME: "onnx-int8" (default, the
+    fastest measured): the image tower in ONNX Runtime with int8 MatMuls
+    (model/onnx_tower.py), the text tower in fp32 (it serves queries, one text at a
+    time); "int8": every Linear layer of both towers dynamically quantised by torch.ao
+    (deprecated in favour of torchao's, still shipped in the pinned 2.13); "fp32":
+    torch, the reference. The int8 runtimes stay above a cosine of 0.999 to fp32 on
+    ViT-B/32; speeds: docs/benchmarks.md, "CPU runtimes". Dynamic quantisation scales
+    activations per batch, so an int8 vector depends slightly on its batch mates (a
+    cosine above 0.999 to the same input embedded alone)."""
+    runtime = os.environ.get("VIZSEARCH_CPU_RUNTIME", "onnx-int8")
     if runtime not in CPU_RUNTIMES:
         raise ValueError(f"VIZSEARCH_CPU_RUNTIME={runtime!r}: expected one of {', '.join(CPU_RUNTIMES)}")
     return runtime
@@ -158,9 +162,15 @@ class VisionTower:
         path = model_dir(config)
         self.device, self.dtype = device_and_dtype(args)
         self.size = image_size(path)
-        self.model = for_device(CLIPVisionModelWithProjection.from_pretrained(
-            path, config=tower_config(path, "vision"), dtype=self.dtype, attn_implementation="sdpa"
-        ).to(self.device).eval(), self.device)
+        self.model = self.onnx = None
+        if self.device.type == "cpu" and cpu_runtime() == "onnx-int8":
+            from model.onnx_tower import OnnxImageTower
+
+            self.onnx = OnnxImageTower(path, torch.get_num_threads())
+        else:
+            self.model = for_device(CLIPVisionModelWithProjection.from_pretrained(
+                path, config=tower_config(path, "vision"), dtype=self.dtype, attn_implementation="sdpa"
+            ).to(self.device).eval(), self.device)
         processor = CLIPImageProcessor.from_pretrained(path)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0
@@ -178,5 +188,9 @@ class VisionTower:
             parts = []
             for start in range(0, len(pixels), MAX_FORWARD_BATCH):
                 chunk = pixels[start : start + MAX_FORWARD_BATCH].to(self.device).float()
-                parts.append(self.model(pixel_values=((chunk - self.mean) / self.std).to(self.dtype)).image_embeds)
+                normalised = ((chunk - self.mean) / self.std).to(self.dtype)
+                if self.onnx is not None:
+                    parts.append(torch.from_numpy(self.onnx(normalised.numpy())))
+                else:
+                    parts.append(self.model(pixel_values=normalised).image_embeds)
             return torch.cat(parts)

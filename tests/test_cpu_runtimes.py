@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from model import triton_runtime
 from services.localstack.config import DEMO_MODEL
 from tests import triton_python_models
 from tests.bench import bench_cpu_runtimes
@@ -43,19 +44,40 @@ def torch_module(instance):
     return instance.tower.model if hasattr(instance, "tower") else instance.model
 
 
-def test_the_int8_runtime_serves_both_towers_faithfully_and_says_so(triton_models):
+def quantised(module) -> bool:
+    return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in module.modules())
+
+
+@pytest.mark.parametrize("runtime", ["int8", "onnx-int8"])
+def test_each_fast_runtime_serves_both_towers_faithfully_and_says_so(triton_models, runtime, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIZSEARCH_ONNX_CACHE", str(tmp_path))
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8)
     texts = np.array([[f"a photo of {n} buses at night".encode()] for n in range(12)], dtype=np.object_)
     for model, name, data in (("clip_image", "PIXELS", pixels), ("clip_text", "TEXT", texts)):
-        fp32, int8 = triton_models(model, "fp32"), triton_models(model, "int8")
-        assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in torch_module(int8).modules())
-        assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in torch_module(fp32).modules())
+        fp32, fast = triton_models(model, "fp32"), triton_models(model, runtime)
+        assert not quantised(torch_module(fp32))
+        if runtime == "int8":
+            assert quantised(torch_module(fast))
+        elif model == "clip_image":
+            assert fast.tower.model is None and fast.tower.onnx is not None
+        else:
+            assert not quantised(torch_module(fast)), "onnx-int8 leaves the text tower in fp32"
         split = [data[:5], data[5:]]  # two requests in one execute, as dynamic batching hands them over
-        cosines = (triton_python_models.run(fp32, name, split) * triton_python_models.run(int8, name, split)).sum(1)
+        cosines = (triton_python_models.run(fp32, name, split) * triton_python_models.run(fast, name, split)).sum(1)
         assert cosines.min() >= 0.99, (model, cosines)
-    metadata = triton_models("clip_metadata", "int8")
-    assert json.loads(metadata.document[0])["runtime"] == "cpu-int8"
+    metadata = triton_models("clip_metadata", runtime)
+    assert json.loads(metadata.document[0])["runtime"] == f"cpu-{runtime}"
+
+
+def test_the_onnx_tower_is_exported_once_per_checkpoint(triton_models, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIZSEARCH_ONNX_CACHE", str(tmp_path))
+    triton_models("clip_image", "onnx-int8")
+    [exported] = tmp_path.glob("*-image-int8.onnx")
+    assert exported.name.startswith(triton_runtime.weights_version(DEMO_MODEL))
+    written = exported.stat().st_mtime_ns
+    triton_models("clip_jpeg", "onnx-int8")  # a second instance, or a restart: loads the cached file
+    assert exported.stat().st_mtime_ns == written and len(list(tmp_path.iterdir())) == 2  # the file and its lock
 
 
 def test_an_unknown_cpu_runtime_is_named(triton_models):

@@ -24,11 +24,17 @@ def image(data=JPEG, box=None, ref=None):
     return common_pb2.ImageInput(data=data, box=box)
 
 
+def assert_same_embedding(ours, theirs) -> None:
+    """The same input's vectors from two calls: equal but for the int8 runtime's
+    dependence on batch mates (activations are quantised per batch)."""
+    assert float(np.dot(ours, theirs)) >= 0.999
+
+
 def test_model_info_describes_the_checkpoint(embedder, dimension):
     info = embedder.GetModelInfo(embedder_pb2.GetModelInfoRequest(), timeout=30)
     assert (info.dimension, info.image_size, info.max_text_tokens) == (dimension, 224, 77)
     assert len(info.version) == 16 and info.model_id == "vizsearch-demo-clip"
-    assert info.runtime == "cpu-fp32", "the local stack's Triton has no GPU and runs the default CPU runtime"
+    assert info.runtime == "cpu-onnx-int8", "the local stack's Triton has no GPU and runs the default CPU runtime"
 
 
 def test_texts_embed_to_unit_vectors_in_order(embedder, dimension):
@@ -46,7 +52,9 @@ def test_a_batch_larger_than_tritons_is_split_and_kept_in_order(embedder):
     reply = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image(d) for d in scenes]), timeout=120)
     assert len(reply.results) == 260 and all(r.WhichOneof("result") == "vector" for r in reply.results)
     alone = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image(scenes[259])]), timeout=60)
-    np.testing.assert_allclose(alone.results[0].vector.values, reply.results[259].vector.values, atol=1e-4)
+    assert_same_embedding(alone.results[0].vector.values, reply.results[259].vector.values)
+    batch = np.array([r.vector.values for r in reply.results])
+    assert int(np.argmax(batch @ np.array(alone.results[0].vector.values))) == 259, "kept in order"
 
 
 def test_one_bad_image_fails_only_its_item(embedder):
@@ -75,12 +83,12 @@ def test_an_image_and_its_boxes_embed_from_one_call_as_they_would_one_by_one(emb
     assert "lies outside the 320x240 image" in whole.boxes[2].error.message
     clipped = whole.boxes[1].box
     assert (clipped.x1, clipped.y1, clipped.x2, clipped.y2) == (0, 100, 90, 240)
-    np.testing.assert_allclose(whole.vector.values, plain.vector.values, atol=1e-5)
+    assert_same_embedding(whole.vector.values, plain.vector.values)
     assert not plain.boxes
     one_by_one = [common_pb2.ImageInput(data=JPEG, box=whole.boxes[i].box, box_margin=0.1) for i in (0, 1, 3)]
     alone = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=one_by_one), timeout=60).results
     for i, single in zip((0, 1, 3), alone):
-        np.testing.assert_allclose(whole.boxes[i].vector.values, single.vector.values, atol=1e-5)
+        assert_same_embedding(whole.boxes[i].vector.values, single.vector.values)
 
 
 def test_box_and_boxes_together_or_a_bad_box_under_fail_on_item_error_are_refused(embedder):
@@ -142,7 +150,7 @@ def test_images_by_reference_come_from_object_storage(stack, embedder):
         timeout=60,
     ).results
     by_value = embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[image()]), timeout=60).results[0]
-    np.testing.assert_allclose(by_ref.vector.values, by_value.vector.values, atol=1e-5)
+    assert_same_embedding(by_ref.vector.values, by_value.vector.values)
     assert missing.error.code == grpc.StatusCode.NOT_FOUND.value[0]
     assert "no object refs/nope.jpg" in missing.error.message
 

@@ -24,6 +24,7 @@ def models():
     patch = pytest.MonkeyPatch()
     patch.setitem(sys.modules, "triton_python_backend_utils", triton_python_models.backend_utils())
     patch.setenv("VIZSEARCH_MODEL_DIR", str(DEMO_MODEL))
+    patch.setenv("VIZSEARCH_CPU_RUNTIME", "fp32")  # exact: the paths' preprocessing is what is compared
     yield triton_python_models.load("clip_image"), triton_python_models.load("clip_jpeg")
     patch.undo()
 

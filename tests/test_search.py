@@ -321,7 +321,7 @@ def test_health_readiness_metrics_model_and_embeddings(stack, api, images, dimen
     metrics = httpx.get(f"http://127.0.0.1:{stack.settings.gateway_metrics_port}/metrics").text
     assert "vizsearch_grpc_requests_total" in metrics, "on the metrics port, not the public one"
     model = api.get("/v1/model", headers=key_of("reader")).json()
-    assert model["dimension"] == dimension and model["version"] and model["runtime"] == "cpu-fp32"
+    assert model["dimension"] == dimension and model["version"] and model["runtime"] == "cpu-onnx-int8"
     vectors = api.post("/v1/embeddings", json={"texts": ["a bus", "a dog"]}, headers=key_of("reader")).json()
     assert len(vectors["vectors"]) == 2 and len(vectors["vectors"][0]) == dimension
     by_ref = api.post("/v1/embeddings", json={"images": [{"dataset": DATASET, "key": "a.jpg", "box": [0, 0, 50, 50]}]},

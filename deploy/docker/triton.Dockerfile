@@ -7,7 +7,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # The python backend's stub runs the image's python3; torch's CUDA build comes with the
 # official index for this CUDA (the GPU path runs the towers in fp16), and the matching
 # torchvision, whose decode_jpeg runs nvJPEG for clip_jpeg.
-RUN pip install "torch==2.5.1" "torchvision==0.20.1" "transformers>=4.44,<6" "safetensors>=0.4" "tokenizers>=0.19"
+# ONNX Runtime and the exporter serve CPU instances with VIZSEARCH_CPU_RUNTIME=onnx-int8.
+RUN pip install "torch==2.5.1" "torchvision==0.20.1" "transformers>=4.44,<6" "safetensors>=0.4" "tokenizers>=0.19" \
+    "onnx>=1.17" "onnxscript>=0.5" "onnxruntime>=1.20"
 COPY deploy/triton-models /opt/vizsearch/triton-models
 # The runtime the models share (model/triton_runtime.py), importable as `model`.
 COPY model /opt/vizsearch/model

@@ -93,6 +93,9 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
         "VIZSEARCH_MODEL": settings.model_slug if settings.model_is_local else settings.model,
         "OMP_NUM_THREADS": str(os.cpu_count() or 1),
         "VIZSEARCH_CPU_RUNTIME": settings.cpu_runtime,
+        "VIZSEARCH_ONNX_CACHE": str(settings.run_dir / "onnx"),
+        # Waiting threads sleep instead of spinning: the services beside Triton share its cores.
+        "OMP_WAIT_POLICY": "PASSIVE",
         "VIZSEARCH_JPEG_DECODE": settings.jpeg_decode,
     }
 

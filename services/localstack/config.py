@@ -45,9 +45,10 @@ class StackSettings(BaseSettings):
         "default of 200 ms puts 200 ms on every query; 20 costs about 6% of a CPU when idle)."
     )
     rate_limit_per_minute: int = Field(600, description="The local gateway's requests per key (or client) per minute.")
-    cpu_runtime: Literal["fp32", "int8"] = Field(
-        "fp32", description="What Triton's CPU instances run: fp32 torch, or int8 (every Linear layer dynamically "
-        "quantised; docs/benchmarks.md, \"CPU runtimes\").")
+    cpu_runtime: Literal["fp32", "int8", "onnx-int8"] = Field(
+        "onnx-int8", description="What Triton's CPU instances run: onnx-int8 (the image tower in ONNX Runtime with "
+        "int8 MatMuls, the fastest), int8 (every Linear layer dynamically quantised) or fp32 (torch, the reference; "
+        "docs/benchmarks.md, \"CPU runtimes\").")
     jpeg_decode: Literal["auto", "triton", "embedder"] = Field(
         "auto", description="Who decodes JPEGs: auto is Triton's clip_jpeg where Triton has a GPU, else the "
         "embedder; triton makes the CPU Triton do it (the GPU path's code, on the CPU).")

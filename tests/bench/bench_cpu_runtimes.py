@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from model import preprocess, triton_runtime
+from model import onnx_tower, preprocess, triton_runtime
 from model.train_demo import Normaliser
 from tests import imagegen
 from tests.checkpoint_cache import vit_b_32_checkpoint
@@ -41,21 +41,6 @@ def cpu_has_bf16_units() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-class ImageTower(torch.nn.Module):
-    """pixel_values -> image_embeds: the tower as the Triton image model runs it."""
-
-    def __init__(self, path: Path, attention: str):
-        super().__init__()
-        from transformers import CLIPVisionModelWithProjection
-
-        self.model = CLIPVisionModelWithProjection.from_pretrained(
-            path, config=triton_runtime.tower_config(path, "vision"), dtype=torch.float32,
-            attn_implementation=attention).eval()
-
-    def forward(self, pixel_values):
-        return self.model(pixel_values=pixel_values).image_embeds
-
-
 def images_per_s(run: Callable[[], object], batch: int, seconds: float) -> float:
     run()  # warm-up
     count, started = 0, time.perf_counter()
@@ -66,7 +51,7 @@ def images_per_s(run: Callable[[], object], batch: int, seconds: float) -> float
 
 
 def torch_runtimes(path: Path) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    eager, sdpa = ImageTower(path, "eager"), ImageTower(path, "sdpa")
+    eager, sdpa = onnx_tower.image_tower_module(path, "eager"), onnx_tower.image_tower_module(path, "sdpa")
     int8 = torch.ao.quantization.quantize_dynamic(sdpa, {torch.nn.Linear}, dtype=torch.qint8)  # a quantised copy
 
     def bf16(pixels):
@@ -81,13 +66,9 @@ def torch_runtimes(path: Path) -> dict[str, Callable[[torch.Tensor], torch.Tenso
 
 def onnx_runtimes(path: Path, workdir: Path, threads: int) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     import onnxruntime
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     fp32_file, int8_file = workdir / "image.onnx", workdir / "image-int8.onnx"
-    torch.onnx.export(ImageTower(path, "sdpa"), (torch.zeros(2, 3, 224, 224),), fp32_file,
-                      input_names=["pixel_values"], output_names=["image_embeds"], dynamo=True, verbose=False,
-                      dynamic_shapes={"pixel_values": {0: torch.export.Dim("batch", min=1, max=4096)}})
-    quantize_dynamic(fp32_file, int8_file, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"])
+    onnx_tower.export(path, fp32_file, int8_file)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
 
@@ -114,8 +95,7 @@ def measure(path: Path, batch: int, seconds: float, threads: int) -> list[tuple[
     with tempfile.TemporaryDirectory() as workdir, torch.inference_mode():
         runtimes = torch_runtimes(path)
         reference = runtimes["torch fp32 eager (reference)"](pixels)
-        with torch.inference_mode(False):  # the exporter traces outside inference mode
-            runtimes.update(onnx_runtimes(path, Path(workdir), threads))
+        runtimes.update(onnx_runtimes(path, Path(workdir), threads))
         for name, run in runtimes.items():
             rate = images_per_s(lambda: run(pixels), batch, seconds)
             cosine = F.cosine_similarity(run(pixels).float(), reference, dim=-1).min().item()

@@ -29,16 +29,24 @@ class TritonPythonModel:
         ).to(self.device).eval(), self.device)
         self.tokenizer = CLIPTokenizer.from_pretrained(path)
         self.max_tokens = triton_runtime.max_text_tokens(path)
+        if self.device.type == "cuda":
+            # The first batches pay for CUDA kernels' selection: pay at load, for a short
+            # query and for a full batch of the longest texts.
+            batch = max(1, int(json.loads(args["model_config"]).get("max_batch_size", 1)))
+            self.embed(["a photo"])
+            self.embed(["a photo " * self.max_tokens] * batch)
 
-    def execute(self, requests):
+    def embed(self, texts: list[str]):
         import torch
 
+        tokens = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
+        ).to(self.device)
+        with torch.inference_mode():
+            return self.model(**tokens).text_embeds
+
+    def execute(self, requests):
         texts = [pb_utils.get_input_tensor_by_name(r, "TEXT").as_numpy().reshape(-1) for r in requests]
         counts = [t.shape[0] for t in texts]
         decoded = [t.decode("utf-8") if isinstance(t, bytes) else str(t) for t in np.concatenate(texts)]
-        tokens = self.tokenizer(
-            decoded, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt"
-        ).to(self.device)
-        with torch.inference_mode():
-            embeddings = self.model(**tokens).text_embeds
-        return triton_runtime.embedding_responses(pb_utils, embeddings, counts)
+        return triton_runtime.embedding_responses(pb_utils, self.embed(decoded), counts)
