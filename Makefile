@@ -63,9 +63,12 @@ bench-embed: setup
 bench-cpu-runtimes: setup
 	$(PYTHON) -m tests.bench.bench_cpu_runtimes
 
-# The GPU path on a machine with a GPU and torch, no Triton server: fidelity, model-only, JPEG -> vectors, boxes, texts.
-bench-gpu: setup
-	$(PYTHON) -m tests.bench.bench_gpu
+# The GPU path on a machine with a GPU, no Triton server: fidelity, model-only, JPEG -> vectors, boxes, texts.
+# No set-up: it runs the machine's own CUDA build of torch (the venv's is the CPU wheel), which
+# needs torchvision, transformers, safetensors and pillow beside it (docs/benchmarks.md).
+GPU_PYTHON ?= python3
+bench-gpu:
+	$(GPU_PYTHON) -m tests.bench.bench_gpu
 
 N ?= 2000
 A ?= 200

@@ -185,8 +185,13 @@ def main() -> None:
     parser.add_argument("--jpeg-batch", type=int, default=256, help="JPEG requests per execute (max_batch_size)")
     parser.add_argument("--distinct", type=int, default=32, help="different JPEGs generated of each kind")
     args = parser.parse_args()
+    import torch
+
     from tests.checkpoint_cache import vit_b_32_checkpoint
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"torch {torch.__version__} sees no CUDA device: run on a GPU machine with a CUDA build of "
+                     "torch, or pass --device cpu")
     sys.modules["triton_python_backend_utils"] = triton_python_models.backend_utils()
     results = measure(args.model or vit_b_32_checkpoint(), args.device, args.seconds,
                       tuple(int(b) for b in args.batches.split(",")), args.jpeg_batch, args.distinct)
