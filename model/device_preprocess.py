@@ -14,6 +14,7 @@ this project installs for development: PyPI's torchvision for them does not impo
 with Pillow. Everything after decoding is the same code on every device.
 """
 
+import functools
 import io
 
 import numpy as np
@@ -28,6 +29,7 @@ class BadJpeg(ValueError):
     """A JPEG that does not decode; the message says why."""
 
 
+@functools.cache  # once per process: every batch asks, and a failed import is not cached by Python
 def _torchvision_io():
     try:
         from torchvision import io as tvio

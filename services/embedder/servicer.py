@@ -196,7 +196,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             with self.decode_budget.reserve(needed):
                 image = images.load_rgb(header)
                 width, height = image.size
-                boxes = [self._prepare_box(image, b, item.box_margin, image_size) for b in item.boxes]
+                boxes = [self._prepare_box(b, item.box_margin, image.size, image, image_size) for b in item.boxes]
                 if item.HasField("box"):
                     b = item.box
                     image = images.crop(image, images.Box(b.x1, b.y1, b.x2, b.y2), item.box_margin)
@@ -210,32 +210,29 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
             logger.exception("preparing an image failed")
             return PreparedImage(error_code=grpc.StatusCode.UNAVAILABLE, error=f"could not read the image: {error}")
 
-    @staticmethod
-    def _jpeg_for_triton(item: common_pb2.ImageInput, data: bytes, size: tuple[int, int], digest: str) -> PreparedImage:
+    def _jpeg_for_triton(self, item: common_pb2.ImageInput, data: bytes, size: tuple[int, int],
+                         digest: str) -> PreparedImage:
         width, height = size
         whole = (0, 0, width, height)
         if item.HasField("box"):
             whole = images.crop_rectangle(images.Box(item.box.x1, item.box.y1, item.box.x2, item.box.y2),
                                           item.box_margin, width, height)
-        boxes = []
-        for box in item.boxes:
-            try:
-                clipped = images.clip(images.Box(box.x1, box.y1, box.x2, box.y2), width, height)
-                boxes.append(PreparedBox(box=clipped, region=images.crop_rectangle(clipped, item.box_margin,
-                                                                                    width, height)))
-            except images.BadImage as error:
-                boxes.append(PreparedBox(error=str(error)))
+        boxes = [self._prepare_box(b, item.box_margin, size) for b in item.boxes]
         return PreparedImage(jpeg=data, regions=[whole, *(b.region for b in boxes if b.region is not None)],
                              width=width, height=height, sha256=digest, boxes=boxes)
 
     @staticmethod
-    def _prepare_box(image, box: common_pb2.Box, margin: float, image_size: int) -> PreparedBox:
+    def _prepare_box(box: common_pb2.Box, margin: float, size: tuple[int, int], image=None,
+                     image_size: int = 0) -> PreparedBox:
+        """The box clipped to an image of `size` and the rectangle to cut (grown by the margin);
+        given the decoded image, also the rectangle's model pixels."""
         try:
-            clipped = images.clip(images.Box(box.x1, box.y1, box.x2, box.y2), *image.size)
-            return PreparedBox(box=clipped, pixels=preprocess.to_model_pixels(images.crop(image, clipped, margin),
-                                                                               image_size))
+            clipped = images.clip(images.Box(box.x1, box.y1, box.x2, box.y2), *size)
+            region = images.crop_rectangle(clipped, margin, *size)
         except images.BadImage as error:
             return PreparedBox(error=str(error))
+        pixels = None if image is None else preprocess.to_model_pixels(image.crop(region), image_size)
+        return PreparedBox(box=clipped, pixels=pixels, region=region)
 
     def _image_bytes(self, item: common_pb2.ImageInput) -> bytes:
         limit = self.settings.max_image_bytes

@@ -1,6 +1,6 @@
 """clip_metadata: any request -> one JSON document describing the checkpoint the
-other two models serve (model id, dimension, weights version, image size, token
-limit), what they run as (gpu-fp16, cpu-fp32 or cpu-int8) and who decodes JPEGs
+other models serve (model id, dimension, weights version, image size, token
+limit), what they run as (gpu-fp16, cpu-onnx-int8, cpu-int8 or cpu-fp32) and who decodes JPEGs
 (triton's clip_jpeg, on a GPU, or the embedder).
 
 Triton's own metadata cannot carry these, and clients (the embedder) need them
