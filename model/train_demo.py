@@ -4,17 +4,20 @@ street scenes of `vizsearch demo-data`, trained from scratch on this machine's C
     python -m model.train_demo --out models/vizsearch-demo-clip
 
 The recipe, deterministic for --seed (the checkpoint's training.json records it):
-- data: --scenes scenes of demo_data's generator in --style under seed --data-seed
-  (held-out evaluation sets use other seeds; "trained" is the widest style: every glyph
-  of each class but the held-out ones, repainted vehicles, five image sizes and aspect
-  ratios, varied light, haze, horizon, roadside, scale, rotation, partial occlusion and
-  JPEG quality); each scene is JPEG-encoded and decoded, resized to a shortest edge
-  of 224 as the embedder does, and every annotated object is cut out with a random
-  margin of up to 20% (the indexer's default is 10%);
+- data: --scenes scenes of demo_data's generator under seed --data-seed, taking the
+  --style styles in turn (held-out evaluation sets use other seeds; "trained" is the
+  widest style: every glyph of each class but the held-out ones, repainted vehicles,
+  five image sizes and aspect ratios, varied light, haze, horizon, roadside, scale,
+  rotation, partial occlusion and JPEG quality); each scene is JPEG-encoded and
+  decoded, resized to a shortest edge of 224 as the embedder does, and every
+  annotated object is cut out with a random margin of up to 20% (the indexer's
+  default is 10%);
 - a batch pairs scenes, seen through a random 224-wide window (half of them through
-  the centre one, which is what the embedder sees), and object crops with captions
-  built from a random subset of what is visible: "a taxi and a dog on a road at night",
-  "a photo of a bus";
+  the centre one, which is what the embedder sees; with --zoom, half of the others
+  closer, so objects look larger than any scene draws them), and object crops with
+  captions built from a random subset of what is visible: "a taxi and a dog on a
+  road at night", "a photo of a bus"; --jitter relights every image of a batch
+  (brightness, saturation, a fade towards grey up to --haze, softening);
 - the loss is CLIP's symmetric contrastive loss with every caption that truly
   describes an image counted as a positive (a caption naming only "bus" describes
   every image with a bus), plus an instance term that pulls a scene and a degraded
@@ -24,6 +27,8 @@ The recipe, deterministic for --seed (the checkpoint's training.json records it)
 - the report holds quick in-process figures on two held-out sets: the classic style
   (seed --eval-seed) and the shifted one (seed --shifted-seed), whose glyphs and
   settings lie outside the training ranges;
+- --precision bf16 autocasts the forward passes (a quarter faster on a CPU with
+  AVX-512 BF16); --shape picks model/checkpoints.py's shape;
 - weights are saved in fp16 with the real CLIP tokenizer and the reference image
   processor config: the same files a pretrained CLIP has.
 """
@@ -48,7 +53,6 @@ from model import checkpoints, preprocess
 from model import demo_data
 from model.metrics import precision_at
 
-SHAPE = "demo"
 SIZE = 224
 VISIBLE = 0.6  # share of an object's width inside the window for a caption to name it
 SCENE_TEMPLATES = ("{}", "a photo of {}", "{} on a road", "a street with {}", "a road scene with {}")
@@ -60,7 +64,7 @@ class Pool:
     """Pre-rendered training data, as uint8 pixels."""
 
     scenes: list[np.ndarray]  # [224, W, 3] each: W follows the scene's aspect ratio
-    objects: list[list[tuple[str, float, float]]]  # per scene: label, x1, x2 in resized pixels
+    objects: list[list[tuple[str, float, float, float, float]]]  # per scene: label, x1, y1, x2, y2 in resized pixels
     lights: list[str]
     crops: np.ndarray  # [M, 224, 224, 3]
     crop_labels: list[str]
@@ -89,13 +93,14 @@ def _render(seed_index_style: tuple[int, int, str]):
     crops = []
     for p in placed:
         crops.append(preprocess.to_model_pixels(images.crop(picture, images.Box(*p.box), rng.uniform(0, 0.2)), SIZE))
-    objects = [(p.label, p.box[0] * scale, p.box[2] * scale) for p in placed]
+    objects = [(p.label, *(v * scale for v in p.box)) for p in placed]
     return np.asarray(resized), objects, light, crops, [p.label for p in placed]
 
 
-def render_pool(seed: int, count: int, workers: int, style: str) -> Pool:
+def render_pool(seed: int, count: int, workers: int, styles: list[str]) -> Pool:
+    """`count` scenes, taking the styles in turn (scene i is of styles[i % len(styles)])."""
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        rendered = pool.map(_render, [(seed, i, style) for i in range(count)], chunksize=16)
+        rendered = pool.map(_render, [(seed, i, styles[i % len(styles)]) for i in range(count)], chunksize=16)
     crops = [c for r in rendered for c in r[3]]
     return Pool(
         scenes=[r[0] for r in rendered],
@@ -107,14 +112,34 @@ def render_pool(seed: int, count: int, workers: int, style: str) -> Pool:
     )
 
 
-def visible_labels(objects, left: int) -> set[str]:
+def visible_labels(objects, left: float, top: float = 0.0, side: float = SIZE) -> set[str]:
+    """The labels of objects with at least VISIBLE of their box inside the square window."""
     seen = set()
-    for label, x1, x2 in objects:
-        inside = min(x2, left + SIZE) - max(x1, left)
-        if inside >= VISIBLE * (x2 - x1):
+    for label, x1, y1, x2, y2 in objects:
+        inside_x = max(0.0, min(x2, left + side) - max(x1, left))
+        inside_y = max(0.0, min(y2, top + side) - max(y1, top))
+        if inside_x * inside_y >= VISIBLE * (x2 - x1) * (y2 - y1):
             seen.add(label)
     return seen
 
+
+def scene_window(rng: random.Random, objects, height: int, width: int, zoom: float) -> tuple[int, int, int, set[str]]:
+    """A square window (left, top, side) on a resized scene and the labels it shows:
+    half the time the centre one at full height (what the embedder sees), else anywhere,
+    seen closer by up to `zoom` (objects larger than any scene draws them). A window that
+    shows nothing is moved onto an object."""
+    side = SIZE if zoom <= 1 or rng.random() < 0.5 else round(SIZE / rng.uniform(1.0, zoom))
+    if side == SIZE and rng.random() < 0.5:
+        left, top = (width - SIZE) // 2, 0
+    else:
+        left, top = rng.randint(0, width - side), rng.randint(0, height - side)
+    seen = visible_labels(objects, left, top, side)
+    if not seen:
+        label, x1, y1, x2, y2 = rng.choice(objects)
+        left = int(min(max(0, (x1 + x2 - side) / 2), width - side))
+        top = int(min(max(0, (y1 + y2 - side) / 2), height - side))
+        seen = visible_labels(objects, left, top, side) or {label}
+    return left, top, side, seen
 
 def describe(rng: random.Random, labels: set[str], light: str, templates) -> tuple[str, frozenset, str | None]:
     """A caption naming a random non-empty subset of `labels` (and maybe the light), with
@@ -127,18 +152,16 @@ def describe(rng: random.Random, labels: set[str], light: str, templates) -> tup
     return text, frozenset(named), said_light
 
 
-def sample_batch(pool: Pool, rng: random.Random, scenes: int, crops: int):
+def sample_batch(pool: Pool, rng: random.Random, scenes: int, crops: int, zoom: float = 1.0):
     """Pixels [B, 224, 224, 3] (scenes first), captions, and the positives matrix."""
     pixels, captions, claims, truths = [], [], [], []
     for index in rng.sample(range(len(pool.scenes)), scenes):
-        width = pool.scenes[index].shape[1]
-        left = (width - SIZE) // 2 if rng.random() < 0.5 else rng.randint(0, width - SIZE)
-        seen = visible_labels(pool.objects[index], left)
-        if not seen:  # centre the window on an object
-            label, x1, x2 = rng.choice(pool.objects[index])
-            left = int(min(max(0, (x1 + x2) / 2 - SIZE / 2), width - SIZE))
-            seen = visible_labels(pool.objects[index], left) or {label}
-        pixels.append(pool.scenes[index][:, left : left + SIZE])
+        height, width = pool.scenes[index].shape[:2]
+        left, top, side, seen = scene_window(rng, pool.objects[index], height, width, zoom)
+        window = pool.scenes[index][top : top + side, left : left + side]
+        if side != SIZE:
+            window = np.asarray(Image.fromarray(window).resize((SIZE, SIZE), Image.Resampling.BICUBIC))
+        pixels.append(window)
         text, named, light = describe(rng, seen, pool.lights[index], SCENE_TEMPLATES)
         captions.append(text)
         claims.append((named, light))
@@ -169,6 +192,36 @@ class Normaliser:
 
         batch = torch.as_tensor(pixels).permute(0, 3, 1, 2).float()
         return (batch - self.mean) / self.std
+
+
+def jittered(pixels, generator, haze: float):
+    """Light no scene was drawn in, on uint8 pixels [B, H, W, 3]: each image brightened or
+    darkened, its colours muted or deepened, half of them faded towards a grey (haze and
+    fog thicker than the scenes' own, up to `haze`), a quarter softened (harsher JPEG,
+    lower resolution). Returns float pixels [B, H, W, 3] in 0..255."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = torch.as_tensor(pixels).float()
+    count = len(batch)
+
+    def uniform(low, high):
+        return torch.empty(count, 1, 1, 1).uniform_(low, high, generator=generator)
+
+    # saturation s, brightness b, fade f towards grey level g, folded into one pass:
+    # ((mean + (x - mean) * s) * b) * (1 - f) + g * f
+    saturation, brightness, level = uniform(0.6, 1.25), uniform(0.75, 1.25), uniform(120.0, 220.0)
+    fade = uniform(0.0, haze) * (torch.rand(count, 1, 1, 1, generator=generator) < 0.5)
+    scale = brightness * (1 - fade)
+    grey = batch.mean(-1, keepdim=True).mul_((1 - saturation) * scale).add_(level * fade)
+    batch = batch.mul_(saturation * scale).add_(grey)
+    soft = torch.rand(count, generator=generator) < 0.25
+    if soft.any():
+        chosen = batch[soft].permute(0, 3, 1, 2).contiguous()
+        factor = float(torch.empty(1).uniform_(0.35, 0.8, generator=generator))
+        small = F.interpolate(chosen, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
+        batch[soft] = F.interpolate(small, size=chosen.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+    return batch.clamp_(0, 255)
 
 
 def degraded(batch, generator):
@@ -208,7 +261,7 @@ def train(args) -> dict:
     pool = render_pool(args.data_seed, args.scenes, args.threads, args.style)
     print(f"rendered {len(pool.scenes)} scenes and {len(pool.crops)} objects in {time.monotonic() - started:.0f} s",
           flush=True)
-    model = CLIPModel(checkpoints.clip_config(SHAPE))
+    model = CLIPModel(checkpoints.clip_config(args.shape))
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     optimiser = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": rest, "weight_decay": 0.0}],
@@ -221,15 +274,18 @@ def train(args) -> dict:
     tokens_of = functools.lru_cache(maxsize=None)(lambda text: tokenizer(text)["input_ids"])
     model.train()
     for step in range(1, args.steps + 1):
-        pixels, captions, positives = sample_batch(pool, rng, args.batch_scenes, args.batch_objects)
-        batch = normalise(pixels)
+        pixels, captions, positives = sample_batch(pool, rng, args.batch_scenes, args.batch_objects, args.zoom)
+        batch = normalise(jittered(pixels, generator, args.haze) if args.jitter else pixels)
         ids = [tokens_of(c) for c in captions]
         longest = max(map(len, ids))
         input_ids = torch.tensor([t + [tokenizer.pad_token_id] * (longest - len(t)) for t in ids])
         mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in ids])
         copies = degraded(batch[: args.batch_copies], generator)
-        image_embeds = F.normalize(model.get_image_features(pixel_values=torch.cat([batch, copies])).pooler_output, dim=-1)
-        text_embeds = F.normalize(model.get_text_features(input_ids=input_ids, attention_mask=mask).pooler_output, dim=-1)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            image_features = model.get_image_features(pixel_values=torch.cat([batch, copies])).pooler_output
+            text_features = model.get_text_features(input_ids=input_ids, attention_mask=mask).pooler_output
+        image_embeds = F.normalize(image_features.float(), dim=-1)
+        text_embeds = F.normalize(text_features.float(), dim=-1)
         scale = model.logit_scale.exp().clamp(max=100)
         originals, duplicates = image_embeds[: len(batch)], image_embeds[len(batch) :]
         loss = multi_positive_loss(scale * originals @ text_embeds.T, torch.from_numpy(positives))
@@ -303,6 +359,8 @@ def quick_evaluation(model, tokenizer, normalise, seed: int, count: int, style: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--shape", choices=[s for s in checkpoints.SHAPES if s != "vit-b-32"], default="demo",
+                        help="model/checkpoints.py's SHAPES")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--scenes", type=int, default=4000)
     parser.add_argument("--batch-scenes", type=int, default=32)
@@ -310,10 +368,17 @@ def main() -> None:
     parser.add_argument("--batch-copies", type=int, default=32, help="scenes of a batch also seen degraded")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--instance-weight", type=float, default=0.5)
+    parser.add_argument("--zoom", type=float, default=1.6,
+                        help="half the scene windows are seen up to this much closer (1: never)")
+    parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
+                        help="vary brightness, colour, haze and sharpness of every training image")
+    parser.add_argument("--haze", type=float, default=0.5, help="the thickest haze --jitter fades towards")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: autocast the forward passes (fast where the CPU has AVX-512 BF16 or AMX)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-seed", type=int, default=1000, help="demo_data seed of the training scenes")
-    parser.add_argument("--style", choices=list(demo_data.STYLES), default="classic",
-                        help="demo_data style of the training scenes (the committed model's: classic; the "
+    parser.add_argument("--style", nargs="+", choices=list(demo_data.STYLES), default=["classic"],
+                        help="demo_data styles of the training scenes, taken in turn (the committed model's: classic; the "
                              "widest ranges: trained)")
     parser.add_argument("--eval-seed", type=int, default=1, help="demo_data seed of the held-out check (classic style)")
     parser.add_argument("--shifted-seed", type=int, default=2, help="demo_data seed of the shifted held-out check")
