@@ -262,11 +262,18 @@ def test_a_negative_term_changes_the_ranking(page):
     screenshot(page, "07-negative-term")
 
 
+def type_and_apply(page, field: str, value: str) -> None:
+    """Types into a field and presses Enter, then leaves it: if Chromium's suggestion list
+    took the Enter, the field applies as it loses focus (a flake seen on slow machines)."""
+    page.fill(field, value)
+    page.press(field, "Enter")
+    page.locator(field).blur()
+
+
 def test_filters_narrow_the_results_and_survive_a_reload(page):
     with_key(page).goto(search_url([{"text": "a vehicle on a road"}]))
     everything = wait_for_results(page, 10)
-    page.fill("#filter-labels", "bus")
-    page.press("#filter-labels", "Enter")
+    type_and_apply(page, "#filter-labels", "bus")
     page.wait_for_function("() => location.search.includes('labels=bus')")
     buses = wait_for_results(page)
     assert len(buses) < len(everything)
@@ -296,8 +303,7 @@ def test_a_filter_changed_before_the_dataset_list_arrives_keeps_the_urls_dataset
     page.route("**/v1/datasets", lambda route: held.append(route))  # never answered
     with_key(page).goto(search_url([{"text": "a vehicle on a road"}]))
     wait_for_results(page, 10)
-    page.fill("#filter-labels", "bus")
-    page.press("#filter-labels", "Enter")
+    type_and_apply(page, "#filter-labels", "bus")
     page.wait_for_function("() => location.search.includes('labels=bus')")
     assert f"datasets={DATASET}" in page.url
     assert {k.split("/")[0] for k in wait_for_results(page)} == {"images"}, "still this dataset's images"
@@ -310,15 +316,11 @@ def test_image_filters_keep_images_with_every_label_and_none_of_others(page, dat
     assert 0 < len(both) < 50, "the generated data has a few images with a taxi and a dog"
     with_key(page).goto(search_url([{"text": "a street"}], level="images"))
     wait_for_results(page, 20)
-    page.fill("#filter-all-labels", "taxi, dog")
-    page.press("#filter-all-labels", "Enter")
+    type_and_apply(page, "#filter-all-labels", "taxi, dog")
     page.wait_for_function("() => location.search.includes('all_labels=taxi')")
     page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(both))
     assert sorted(wait_for_results(page, len(both))) == both
-    page.fill("#filter-exclude-labels", "bus")
-    page.press("#filter-exclude-labels", "Enter")
-    # If Chromium's suggestion list took the Enter, the field applies as it loses focus.
-    page.locator("#filter-exclude-labels").blur()
+    type_and_apply(page, "#filter-exclude-labels", "bus")
     without_bus = sorted(k for k in both if "bus" not in labels[k])
     page.wait_for_function("() => location.search.includes('exclude_labels=bus')")
     page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(without_bus))
@@ -467,8 +469,7 @@ def test_the_suspect_labels_page_shows_each_suspect_beside_its_outvoting_neighbo
     exported = Path(download.value.path()).read_text().splitlines()
     total = int(re.match(r"(\d+) suspects?", page.locator("#sus-status").inner_text()).group(1))
     assert len(exported) == total + 1, "every suspect, not only those shown"
-    page.fill("#sus-label", label)
-    page.press("#sus-label", "Enter")
+    type_and_apply(page, "#sus-label", label)
     expect(page.locator("#sus-status")).to_contain_text(f"labelled {label}")
     assert set(page.locator(".suspect").evaluate_all("ss => ss.map(s => s.dataset.label)")) == {label}
 
