@@ -13,8 +13,8 @@ The recipe, deterministic for --seed (the checkpoint's training.json records it)
   annotated object is cut out with a random margin of up to 20% (the indexer's
   default is 10%);
 - a batch pairs scenes, seen through a random 224-wide window (half of them through
-  the centre one, which is what the embedder sees; with --zoom, half of the others
-  closer, so objects look larger than any scene draws them), and object crops with
+  the centre one, which is what the embedder sees; with --zoom, half of all windows
+  closer instead, so objects look larger than any scene draws them), and object crops with
   captions built from a random subset of what is visible: "a taxi and a dog on a
   road at night", "a photo of a bus"; --jitter relights every image of a batch
   (brightness, saturation, a fade towards grey up to --haze, softening);
@@ -54,7 +54,7 @@ from model import demo_data
 from model.metrics import precision_at
 
 SIZE = 224
-VISIBLE = 0.6  # share of an object's width inside the window for a caption to name it
+VISIBLE = 0.6  # share of an object's box inside the window for a caption to name it
 SCENE_TEMPLATES = ("{}", "a photo of {}", "{} on a road", "a street with {}", "a road scene with {}")
 OBJECT_TEMPLATES = ("a photo of {}", "{}", "a close-up of {}", "a picture of {}")
 
@@ -124,10 +124,11 @@ def visible_labels(objects, left: float, top: float = 0.0, side: float = SIZE) -
 
 
 def scene_window(rng: random.Random, objects, height: int, width: int, zoom: float) -> tuple[int, int, int, set[str]]:
-    """A square window (left, top, side) on a resized scene and the labels it shows:
-    half the time the centre one at full height (what the embedder sees), else anywhere,
-    seen closer by up to `zoom` (objects larger than any scene draws them). A window that
-    shows nothing is moved onto an object."""
+    """A square window (left, top, side) on a resized scene and the labels it shows: at
+    full height, half the time the centre one (what the embedder sees), else anywhere;
+    with `zoom` above 1, half of all windows are instead up to `zoom` times closer,
+    anywhere (objects larger than any scene draws them). A window that shows nothing is
+    moved onto an object."""
     side = SIZE if zoom <= 1 or rng.random() < 0.5 else round(SIZE / rng.uniform(1.0, zoom))
     if side == SIZE and rng.random() < 0.5:
         left, top = (width - SIZE) // 2, 0
@@ -140,6 +141,7 @@ def scene_window(rng: random.Random, objects, height: int, width: int, zoom: flo
         top = int(min(max(0, (y1 + y2 - side) / 2), height - side))
         seen = visible_labels(objects, left, top, side) or {label}
     return left, top, side, seen
+
 
 def describe(rng: random.Random, labels: set[str], light: str, templates) -> tuple[str, frozenset, str | None]:
     """A caption naming a random non-empty subset of `labels` (and maybe the light), with
@@ -200,7 +202,6 @@ def jittered(pixels, generator, haze: float):
     fog thicker than the scenes' own, up to `haze`), a quarter softened (harsher JPEG,
     lower resolution). Returns float pixels [B, H, W, 3] in 0..255."""
     import torch
-    import torch.nn.functional as F
 
     batch = torch.as_tensor(pixels).float()
     count = len(batch)
@@ -219,21 +220,26 @@ def jittered(pixels, generator, haze: float):
     if soft.any():
         chosen = batch[soft].permute(0, 3, 1, 2).contiguous()
         factor = float(torch.empty(1).uniform_(0.35, 0.8, generator=generator))
-        small = F.interpolate(chosen, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
-        batch[soft] = F.interpolate(small, size=chosen.shape[-2:], mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+        batch[soft] = resampled(chosen, factor).permute(0, 2, 3, 1)
     return batch.clamp_(0, 255)
+
+
+def resampled(batch, factor: float):
+    """Images [B, C, H, W] scaled down by `factor` and back up: detail lost as by a smaller
+    or harsher-compressed copy."""
+    import torch.nn.functional as F
+
+    small = F.interpolate(batch, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
+    return F.interpolate(small, size=batch.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def degraded(batch, generator):
     """A near-duplicate of each image: resampled through a smaller size, with noise
     (what re-encoding and resizing do)."""
     import torch
-    import torch.nn.functional as F
 
     factor = float(torch.empty(1).uniform_(0.35, 0.9, generator=generator))
-    small = F.interpolate(batch, scale_factor=factor, mode="bilinear", antialias=True, align_corners=False)
-    back = F.interpolate(small, size=batch.shape[-2:], mode="bilinear", align_corners=False)
-    return back + torch.randn(back.shape, generator=generator) * 0.05
+    return resampled(batch, factor) + torch.randn(batch.shape, generator=generator) * 0.05
 
 
 def multi_positive_loss(logits, positives):
@@ -368,8 +374,9 @@ def main() -> None:
     parser.add_argument("--batch-copies", type=int, default=32, help="scenes of a batch also seen degraded")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--instance-weight", type=float, default=0.5)
-    parser.add_argument("--zoom", type=float, default=1.6,
-                        help="half the scene windows are seen up to this much closer (1: never)")
+    parser.add_argument("--zoom", type=float, default=1.0,
+                        help="half the scene windows are seen up to this much closer (1: never, the committed "
+                             "model's recipe)")
     parser.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=False,
                         help="vary brightness, colour, haze and sharpness of every training image")
     parser.add_argument("--haze", type=float, default=0.5, help="the thickest haze --jitter fades towards")
