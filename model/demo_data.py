@@ -15,6 +15,7 @@ with the held-out glyphs and every setting just outside the trained ranges).
 import argparse
 import io
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -31,17 +32,21 @@ MAX_TRIES = 20
 FONT_PATHS = ("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",)
 TONES = ("", "\U0001F3FB", "\U0001F3FC", "\U0001F3FD", "\U0001F3FE", "\U0001F3FF")
 # class -> (every glyph the font draws it with, the classic one first; where it stands:
-# "road" or "side"; relative size range). Glyphs of a person riding a bike are left out:
-# they are as much a pedestrian as a bicycle.
+# "road" or "side"; relative size range): police and racing cars are cars, a fire engine
+# is a truck, runners and a person with a white cane are pedestrians. Glyphs of a person
+# riding a bike are left out: they are as much a pedestrian as a bicycle.
 CLASSES = {
-    "car": (("\U0001F697", "\U0001F698", "\U0001F699"), "road", (0.12, 0.26)),
+    "car": (("\U0001F697", "\U0001F698", "\U0001F693", "\U0001F694", "\U0001F3CE\ufe0f", "\U0001F699"), "road",
+            (0.12, 0.26)),
     "taxi": (("\U0001F695", "\U0001F696"), "road", (0.12, 0.26)),
     "bus": (("\U0001F68C", "\U0001F68E", "\U0001F690", "\U0001F68D"), "road", (0.18, 0.34)),
-    "truck": (("\U0001F69A", "\U0001F69B", "\U0001F6FB"), "road", (0.16, 0.32)),
+    "truck": (("\U0001F69A", "\U0001F69B", "\U0001F692", "\U0001F6FB"), "road", (0.16, 0.32)),
     "bicycle": (("\U0001F6B2",), "road", (0.08, 0.18)),
     "motorcycle": (("\U0001F3CD\ufe0f", "\U0001F6F5"), "road", (0.09, 0.2)),
     "pedestrian": (tuple("\U0001F6B6" + tone for tone in TONES[:4])
                    + ("\U0001F6B6\u200d\u2642\ufe0f", "\U0001F9CD")
+                   + tuple("\U0001F9CD" + tone for tone in TONES[1:]) + tuple("\U0001F3C3" + tone for tone in TONES)
+                   + ("\U0001F9D1\u200d\U0001F9AF",)
                    + tuple("\U0001F6B6" + tone for tone in TONES[4:]) + ("\U0001F6B6\u200d\u2640\ufe0f",),
                    "side", (0.08, 0.18)),
     "traffic light": (("\U0001F6A6", "\U0001F6A5"), "side", (0.08, 0.16)),
@@ -83,6 +88,11 @@ class Style:
     occluded: float  # chance something hides part of an object
     occlusion: tuple[float, float]  # how much of its box it hides
     quality: tuple[int, int]  # JPEG quality
+    # Each glyph's own shape: its width times a factor of this range (log-uniform), and
+    # slanted by up to this share of its height, so a drawing not in the font still looks
+    # like its class.
+    stretch: tuple[float, float] = (1.0, 1.0)
+    shear: float = 0.0
 
 
 _CLASSIC_SIDES = ((90, 140, 70), (150, 140, 120), (120, 120, 125), (170, 160, 130))
@@ -95,7 +105,7 @@ STYLES = {
     "trained": Style("trained", "trained", ((WIDTH, HEIGHT), (640, 360), (720, 405), (768, 384), (560, 350)),
                      (("day", 0.5), ("dusk", 0.2), ("night", 0.3)), (0.75, 1.2), (0.0, 0.25), (0.3, 0.48),
                      _CLASSIC_SIDES + ((60, 110, 60), (190, 180, 160)), (60, 120), (1, 6), (0.8, 1.25), (0.0, 12.0),
-                     0.5, 0.3, (0.1, 0.3), (45, 95)),
+                     0.5, 0.3, (0.1, 0.3), (45, 95), stretch=(0.8, 1.25), shear=0.2),
     # Just outside the training ranges: glyphs never trained on, larger pictures in
     # other shapes, fog thicker than any haze trained on, a higher horizon, other
     # roadsides and a paler road, larger objects, more rotation and occlusion, harsher JPEG.
@@ -190,11 +200,22 @@ def _repainted(sprite: Image.Image, turn: int) -> Image.Image:
 
 def _sprite(label: str, sprites: dict[str, dict[str, Image.Image]], style: Style,
             extra: np.random.Generator) -> Image.Image:
-    """One of the style's glyphs for `label`, maybe repainted and rotated."""
+    """One of the style's glyphs for `label`, maybe repainted, stretched, slanted and rotated."""
     sprite = sprites[label][str(extra.choice(glyphs_of(label, style)))]
     # A turn of 60..235 never paints a red car taxi-yellow.
     if label in PAINTED and extra.random() < style.repaint:
         sprite = _repainted(sprite, int(extra.integers(60, 236)))
+    if style.stretch != (1.0, 1.0):
+        factor = math.exp(extra.uniform(*(math.log(v) for v in style.stretch)))
+        sprite = sprite.resize((max(1, round(sprite.width * factor)), sprite.height), Image.Resampling.BICUBIC)
+    if style.shear > 0:
+        slant = extra.uniform(-style.shear, style.shear)
+        width = sprite.width + math.ceil(abs(slant) * sprite.height)
+        # x_source = x + slant * y - offset: the top or bottom edge moves sideways.
+        offset = max(0.0, slant * sprite.height)
+        sprite = sprite.transform((width, sprite.height), Image.Transform.AFFINE, (1, slant, -offset, 0, 1, 0),
+                                  Image.Resampling.BICUBIC)
+        sprite = sprite.crop(sprite.getbbox())
     if style.rotation[1] > 0:
         angle = extra.uniform(*style.rotation) * extra.choice((-1, 1))
         sprite = sprite.rotate(angle, Image.Resampling.BICUBIC, expand=True)

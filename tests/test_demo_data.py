@@ -1,7 +1,9 @@
 """The generated street-scene dataset: deterministic, with boxes that frame what was drawn."""
 
+import dataclasses
 import json
 
+import numpy as np
 from PIL import Image
 
 from model import demo_data
@@ -69,6 +71,15 @@ def test_the_shifted_style_lies_outside_every_training_range():
     assert shifted.objects[1] > trained.objects[1]
 
 
+def test_the_held_out_glyphs_stay_those_the_shifted_set_was_measured_with():
+    # New training glyphs go before each class's last: the shifted set must not change.
+    assert demo_data.HELD_OUT_GLYPHS == {
+        "car": ("\U0001F699",), "taxi": ("\U0001F696",), "bus": ("\U0001F68D",), "truck": ("\U0001F6FB",),
+        "bicycle": (), "motorcycle": ("\U0001F6F5",),
+        "pedestrian": ("\U0001F6B6\U0001F3FE", "\U0001F6B6\U0001F3FF", "\U0001F6B6\u200d\u2640\ufe0f"),
+        "traffic light": ("\U0001F6A5",), "stop sign": (), "dog": ("\U0001F9AE",)}
+
+
 def test_trained_scenes_draw_only_trained_glyphs_and_shifted_scenes_only_held_out_ones():
     sprites = demo_data.emoji_sprites()
     for name in ("trained", "shifted"):
@@ -90,3 +101,21 @@ def test_a_generated_shifted_set_records_its_own_picture_sizes(tmp_path):
             assert picture.size == (image["width"], image["height"]) in demo_data.STYLES["shifted"].sizes
     captions = json.loads((tmp_path / "captions.json").read_text())
     assert all(entry["caption"].endswith("in fog") for entry in captions["annotations"])
+
+
+def test_trained_glyphs_are_stretched_and_slanted_within_their_ranges():
+    sprites = demo_data.emoji_sprites()
+    sign = sprites["stop sign"]["\U0001F6D1"]
+    trained = demo_data.STYLES["trained"]
+    stretched = dataclasses.replace(trained, rotation=(0.0, 0.0), shear=0.0)
+    slanted = dataclasses.replace(trained, rotation=(0.0, 0.0), stretch=(1.0, 1.0))
+    extra = np.random.default_rng(0)
+    factors = [demo_data._sprite("stop sign", sprites, stretched, extra).width / sign.width for _ in range(40)]
+    assert 0.8 - 0.02 <= min(factors) < 0.9 and 1.15 < max(factors) <= 1.25 + 0.02
+    for _ in range(20):
+        sprite = demo_data._sprite("stop sign", sprites, slanted, extra)
+        assert abs(sprite.height - sign.height) <= 2
+        assert sign.width - 2 <= sprite.width <= sign.width + 0.2 * sign.height + 2
+    # The classic and shifted styles draw each glyph as the font does.
+    for style in (demo_data.CLASSIC, dataclasses.replace(demo_data.STYLES["shifted"], rotation=(0.0, 0.0))):
+        assert demo_data._sprite("stop sign", sprites, style, extra).size == sign.size

@@ -20,7 +20,7 @@ def test_a_short_run_writes_a_loadable_checkpoint_with_its_report(tmp_path, monk
     monkeypatch.setattr(sys, "argv", ["train_demo", "--out", str(out), "--steps", "2", "--scenes", "12",
                                       "--batch-scenes", "4", "--batch-objects", "4", "--batch-copies", "2",
                                       "--eval-scenes", "12", "--style", "classic", "trained", "--jitter", "--zoom", "1.6",
-                                      "--precision", "bf16", "--threads", "2"])
+                                      "--precision", "bf16", "--compile", "--threads", "2"])
     train_demo.main()
     model = CLIPModel.from_pretrained(out)
     assert model.config.projection_dim == 128 and next(model.parameters()).dtype == torch.float16
