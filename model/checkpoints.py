@@ -25,6 +25,8 @@ SHAPES = {
     # The demo model's budget spent on finer patches (196 of 16 pixels, half the width):
     # small objects span more of them; a training step costs about 1.5 times as much.
     "demo16": dict(vision=(4, 96, 4, 16, 224), text=(3, 128, 4), projection=128),
+    # demo16 a third wider.
+    "demo16w": dict(vision=(4, 128, 4, 16, 224), text=(3, 128, 4), projection=128),
 }
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
