@@ -27,6 +27,8 @@ SHAPES = {
     "demo16": dict(vision=(4, 96, 4, 16, 224), text=(3, 128, 4), projection=128),
     # demo16 a third wider.
     "demo16w": dict(vision=(4, 128, 4, 16, 224), text=(3, 128, 4), projection=128),
+    # demo16 twice as wide: the demo model's width in 16-pixel patches.
+    "demo16x": dict(vision=(4, 192, 6, 16, 224), text=(3, 128, 4), projection=128),
 }
 CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
