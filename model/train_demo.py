@@ -390,7 +390,8 @@ def main() -> None:
                         help="vary brightness, colour, haze and sharpness of every training image")
     parser.add_argument("--haze", type=float, default=0.5, help="the thickest haze --jitter fades towards")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                        help="bf16: autocast the forward passes (fast where the CPU has AVX-512 BF16 or AMX)")
+                        help="bf16: autocast the forward passes and train with plain attention (fast where the CPU "
+                             "has AVX-512 BF16 or AMX)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
                         help="torch.compile the vision tower for training (needs a C++ compiler)")
     parser.add_argument("--seed", type=int, default=0)
