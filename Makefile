@@ -47,8 +47,25 @@ down:
 status: setup
 	$(PYTHON) -m services.localstack status
 
-test: setup
+# The GPU path's JPEG decoder (torchvision.io.decode_jpeg in model/device_preprocess.py) on the
+# CPU, so that CI runs the code the Triton image runs: PyPI's torchvision imports only beside
+# torch's CUDA build (5.5 GB, about a minute from a local index), which cannot share .venv's CPU
+# wheel, so the two live in a venv of their own that sees .venv's other packages through a .pth.
+TV_VENV   := .venv-torchvision
+TV_PYTHON := $(TV_VENV)/bin/python
+TV_STAMP  := $(TV_VENV)/.installed
+
+$(TV_STAMP): $(STAMP)
+	@test -x $(TV_PYTHON) || python3 -m venv $(TV_VENV)
+	$(TV_PYTHON) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PYTHON) -c 'import sysconfig; print("import site; site.addsitedir(%r)" % sysconfig.get_path("purelib"))' \
+		> "$$($(TV_PYTHON) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/vizsearch-venv.pth"
+	$(TV_PYTHON) -c 'from model import device_preprocess as d; assert d.jpeg_decoder() == "torchvision", d.jpeg_decoder()'
+	@touch $@
+
+test: setup $(TV_STAMP)
 	$(PYTHON) -m pytest
+	$(TV_PYTHON) -m pytest tests/test_jpeg_model.py
 
 proto: setup
 	$(PYTHON) -m services.common.protogen

@@ -105,6 +105,25 @@ def for_device(tower, device):
     return tower
 
 
+def torch_compile() -> bool:
+    """VIZSEARCH_TORCH_COMPILE (default false): whether the image tower runs through
+    torch.compile (inductor fuses the layer norms, GELUs and residual adds around the
+    matmuls) where it runs in torch unquantised: GPU instances, and CPU instances with
+    VIZSEARCH_CPU_RUNTIME=fp32. The batch dimension is compiled dynamic, so every batch
+    of 2 and more shares one graph and batches of 1 have their own; the instance compiles
+    both at load, so the first requests do not wait. Off by default: on a GPU it is
+    unmeasured (make bench-gpu prints the tower's rate eager and compiled)."""
+    value = os.environ.get("VIZSEARCH_TORCH_COMPILE", "false").strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise ValueError(f"VIZSEARCH_TORCH_COMPILE={value!r}: expected true or false")
+    return value in ("true", "1")
+
+
+def compiles_image_tower(device) -> bool:
+    """Whether an image tower on `device` runs compiled (see torch_compile)."""
+    return torch_compile() and (device.type == "cuda" or cpu_runtime() == "fp32")
+
+
 def jpeg_decode() -> str:
     """Who decodes JPEGs, from VIZSEARCH_JPEG_DECODE: "auto" (default) is "triton" where
     Triton has a GPU (clip_jpeg decodes, crops and resizes there, in batches) and
@@ -123,10 +142,13 @@ def jpeg_decode() -> str:
 
 def serving_runtime() -> str:
     """What the towers run as, for the metadata: gpu-fp16 where Triton has a GPU (it
-    places an instance on each), else cpu-<cpu_runtime()>."""
+    places an instance on each), else cpu-<cpu_runtime()>; "-compiled" follows where
+    the image tower runs through torch.compile."""
     import torch
 
-    return "gpu-fp16" if torch.cuda.is_available() else f"cpu-{cpu_runtime()}"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    runtime = "gpu-fp16" if device.type == "cuda" else f"cpu-{cpu_runtime()}"
+    return f"{runtime}-compiled" if compiles_image_tower(device) else runtime
 
 
 def add_embedding_io(auto_complete_model_config, input_spec: dict) -> None:
@@ -171,13 +193,17 @@ class VisionTower:
             self.model = for_device(CLIPVisionModelWithProjection.from_pretrained(
                 path, config=tower_config(path, "vision"), dtype=self.dtype, attn_implementation="sdpa"
             ).to(self.device).eval(), self.device)
+        self.compiled = compiles_image_tower(self.device) and self.model is not None
+        self.forward = torch.compile(self.model) if self.compiled else self.model
         processor = CLIPImageProcessor.from_pretrained(path)
         shape = (1, 3, 1, 1)
         self.mean = torch.tensor(processor.image_mean, device=self.device).reshape(shape) * 255.0
         self.std = torch.tensor(processor.image_std, device=self.device).reshape(shape) * 255.0
-        if self.device.type == "cuda":
-            # The first batches of each size pay for CUDA kernels' selection: pay at load.
-            for batch in sorted({1, min(MAX_FORWARD_BATCH, max(1, int(config.get("max_batch_size", 1))))}):
+        if self.device.type == "cuda" or self.compiled:
+            # The first batches of each size pay for CUDA kernels' selection, and for
+            # compilation (a graph for 1, one for any larger batch): pay at load.
+            largest = min(MAX_FORWARD_BATCH, max(1, int(config.get("max_batch_size", 1))))
+            for batch in sorted({1, min(2, largest), largest}):
                 self.embed(torch.zeros((batch, 3, self.size, self.size), device=self.device))
 
     def embed(self, pixels):
@@ -191,6 +217,9 @@ class VisionTower:
                 normalised = ((chunk - self.mean) / self.std).to(self.dtype)
                 if self.onnx is not None:
                     parts.append(torch.from_numpy(self.onnx(normalised.numpy())))
-                else:
-                    parts.append(self.model(pixel_values=normalised).image_embeds)
+                    continue
+                if self.compiled:  # one layout and a dynamic batch: the graphs compiled at load fit
+                    normalised = normalised.contiguous()
+                    torch._dynamo.maybe_mark_dynamic(normalised, 0)
+                parts.append(self.forward(pixel_values=normalised).image_embeds)
             return torch.cat(parts)

@@ -80,6 +80,30 @@ def test_the_onnx_tower_is_exported_once_per_checkpoint(triton_models, tmp_path,
     assert exported.stat().st_mtime_ns == written and len(list(tmp_path.iterdir())) == 2  # the file and its lock
 
 
+def test_a_compiled_image_tower_compiles_at_load_and_embeds_as_eager(triton_models, monkeypatch):
+    from torch._dynamo.utils import counters
+
+    eager = triton_models("clip_image", "fp32")
+    monkeypatch.setenv("VIZSEARCH_TORCH_COMPILE", "true")
+    compiled = triton_models("clip_image", "fp32")
+    assert compiled.tower.compiled and not eager.tower.compiled
+    graphs = counters["stats"]["unique_graphs"]
+    pixels = np.random.default_rng(0).integers(0, 256, (9, 224, 224, 3), dtype=np.uint8)
+    # Batches of every size, as dynamic batching makes them: no compilation after load.
+    for split in ([pixels[:1]], [pixels[1:4]], [pixels[:2], pixels[2:9]]):
+        cosines = (triton_python_models.run(eager, "PIXELS", split)
+                   * triton_python_models.run(compiled, "PIXELS", split)).sum(1)
+        assert cosines.min() >= 0.9999
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert json.loads(triton_models("clip_metadata", "fp32").document[0])["runtime"] == "cpu-fp32-compiled"
+    # Quantised runtimes run as they are: compiling applies to the unquantised torch tower.
+    assert not triton_models("clip_image", "int8").tower.compiled
+    assert json.loads(triton_models("clip_metadata", "int8").document[0])["runtime"] == "cpu-int8"
+    monkeypatch.setenv("VIZSEARCH_TORCH_COMPILE", "maybe")
+    with pytest.raises(ValueError, match="VIZSEARCH_TORCH_COMPILE='maybe'"):
+        triton_models("clip_image", "fp32")
+
+
 def test_an_unknown_cpu_runtime_is_named(triton_models):
     with pytest.raises(ValueError, match="VIZSEARCH_CPU_RUNTIME='fp8'"):
         triton_models("clip_image", "fp8")

@@ -118,6 +118,7 @@ def test_triton_gets_its_gpus_model_and_shared_memory(case):
     assert {"name": "models", "mountPath": "/models", "readOnly": True} in triton["volumeMounts"]
     assert {"name": "VIZSEARCH_MODEL_DIR", "value": "/models/clip"} in triton["env"]
     assert {"name": "VIZSEARCH_JPEG_DECODE", "value": "auto"} in triton["env"]  # clip_jpeg decodes where a GPU is
+    assert {"name": "VIZSEARCH_TORCH_COMPILE", "value": "false"} in triton["env"]
     fetch = spec["initContainers"][0]
     assert fetch["command"][:3] == ["python", "-m", "model.fetch"]
     assert "openai/clip-vit-base-patch32" in fetch["command"] and {"name": "models", "mountPath": "/models"} in \
@@ -211,6 +212,7 @@ def test_ingress_serves_http_and_grpc_when_on(case):
     ({"model": {"source": "ftp://models.example.com/clip"}}, "/model/source': 'ftp://models.example.com/clip' does not match"),
     ({"triton": {"gpu": {"count": -2}}}, "/triton/gpu/count"),
     ({"triton": {"jpegDecode": "nvjpeg"}}, "/triton/jpegDecode"),
+    ({"triton": {"torchCompile": "yes"}}, "/triton/torchCompile"),
     ({"query": {"searchConsistency": "Sometimes"}}, "/query/searchConsistency"),
     ({"gateway": {"env": {"VIZSEARCH_X": "1"}}}, "/gateway/env"),
     ({"gateway": {"podDisruptionBudget": {"minAvailable": 1, "maxUnavailable": 1}}}, "/gateway/podDisruptionBudget"),

@@ -103,6 +103,23 @@ def test_a_request_of_several_images_gets_one_row_each(models):
     np.testing.assert_allclose(rows[2], alone[0].output_tensors[0].as_numpy()[0], atol=1e-5)
 
 
+@pytest.mark.skipif(device_preprocess.jpeg_decoder() != "torchvision",
+                    reason="PyPI's torchvision imports only beside torch's CUDA build: make test runs this "
+                           "module again in .venv-torchvision")
+def test_torchvision_decodes_batches_as_pillow_does():
+    """The Triton image's decoder (nvJPEG on a GPU, libjpeg here) against the CPU path's Pillow."""
+    jpegs = [imagegen.encode(imagegen.scene(w, h, seed=s), "JPEG", quality=q)
+             for s, (w, h, q) in enumerate([(640, 480, 90), (1280, 720, 75), (333, 201, 95)])]
+    jpegs.append(imagegen.encode(imagegen.scene(300, 200, seed=9).convert("L"), "JPEG"))
+    decoded = device_preprocess.decode_jpegs([*jpegs, jpegs[0][:500]], "cpu")
+    assert isinstance(decoded[-1], device_preprocess.BadJpeg)  # a truncated one fails alone
+    for data, image in zip(jpegs, decoded):
+        expected = np.asarray(images.decode(data, 10**8).convert("RGB")).transpose(2, 0, 1)
+        assert tuple(image.shape) == expected.shape and image.dtype.is_floating_point is False
+        # Identical here; another libjpeg build may round an odd pixel differently.
+        assert np.abs(image.numpy().astype(np.int16) - expected).mean() < 1.0
+
+
 def test_the_centre_square_is_what_clip_keeps_of_a_region():
     assert device_preprocess.centre_square((0, 0, 1280, 720)) == (280, 0, 1000, 720)
     assert device_preprocess.centre_square((10, 20, 40, 120)) == (10, 55, 40, 85)
@@ -122,6 +139,10 @@ def test_make_bench_gpu_measures_every_figure_on_the_cpu(models):
     assert results["jpeg_decoder"] in ("torchvision", "pillow")
     assert results["lowest_cosine"]["clip_jpeg vs cpu path (1280x720, 10 boxes)"] >= 0.99
     assert set(results["model_only_images_per_s"]) == {2, 4} and results["model_only_best"]["images_per_s"] > 0
+    compiled = results["model_only_compiled"]
+    assert compiled["compiled"] and compiled["batch"] == results["model_only_best"]["batch"]
+    assert compiled["images_per_s"] > 0
+    assert compiled["lowest_cosine_to_eager"] >= 0.999
     assert set(results["jpeg_to_vectors_images_per_s"]) == {"640x480", "1280x720"}
     annotated = results["annotated_1280x720_10_boxes"]
     assert annotated["boxes_per_s"] == pytest.approx(annotated["images_per_s"] * 10, rel=0.01)

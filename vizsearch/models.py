@@ -106,7 +106,9 @@ class ModelInfo(BaseModel):
     version: str
     image_size: int
     max_text_tokens: int
-    runtime: str = ""  # gpu-fp16, cpu-fp32 or cpu-int8; empty from servers before it was reported
+    # gpu-fp16, cpu-onnx-int8, cpu-int8 or cpu-fp32, "-compiled" after it where the image
+    # tower runs through torch.compile; empty from servers before it was reported
+    runtime: str = ""
     jpeg_decode: str = ""  # triton (on its GPU) or embedder; empty from servers before it was reported
 
 

@@ -97,6 +97,7 @@ def _triton_env(settings: StackSettings) -> dict[str, str]:
         # Waiting threads sleep instead of spinning: the services beside Triton share its cores.
         "OMP_WAIT_POLICY": "PASSIVE",
         "VIZSEARCH_JPEG_DECODE": settings.jpeg_decode,
+        "VIZSEARCH_TORCH_COMPILE": str(settings.torch_compile).lower(),
     }
 
 

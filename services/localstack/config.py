@@ -52,6 +52,9 @@ class StackSettings(BaseSettings):
     jpeg_decode: Literal["auto", "triton", "embedder"] = Field(
         "auto", description="Who decodes JPEGs: auto is Triton's clip_jpeg where Triton has a GPU, else the "
         "embedder; triton makes the CPU Triton do it (the GPU path's code, on the CPU).")
+    torch_compile: bool = Field(
+        False, description="Whether Triton runs the image tower through torch.compile where it runs in torch "
+        "unquantised (here: with cpu_runtime fp32); compiles at load (docs/model.md, \"Compiling the image tower\").")
     api_keys_file: Path | None = Field(
         None, description="API keys (as hashes) for the local gateway; unset: authentication off (loopback only)."
     )

@@ -8,7 +8,9 @@ weights):
   decoded, cropped and resized on the GPU) vs the CPU path (Pillow decode and resize in
   the embedder, then clip_image on the CPU), as lowest cosines;
 - model only (uint8 pixels in): images/s at each batch size, the best one's share of
-  the matmul rate (the tower's GFLOP per image from its config; ViT-B/32: 8.82);
+  the matmul rate (the tower's GFLOP per image from its config; ViT-B/32: 8.82), and
+  at that batch size with the tower compiled (VIZSEARCH_TORCH_COMPILE=true), with the
+  seconds the compiling instance took to load and its lowest cosine to the eager one;
 - JPEG bytes -> vectors: images/s for 640x480 and 1280x720 JPEGs, one request per image
   as the embedder sends them, 256 requests per execute as the dynamic batcher joins them;
 - 1280x720 JPEGs with 10 boxes each: images/s and boxes/s (embeddings/s);
@@ -103,6 +105,28 @@ def jpeg_fidelity(jpeg_model, cpu_image, jpegs, regions) -> float:
     return lowest
 
 
+def compiled_tower(kind: str, batch: int, pixels: np.ndarray, eager, seconds: float, gflop: float,
+                   matmul_tflops: float) -> dict:
+    """The image tower through torch.compile at one batch size: load time (compiling), rate, fidelity to eager."""
+    import os
+
+    os.environ["VIZSEARCH_TORCH_COMPILE"] = "true"
+    try:
+        began = time.perf_counter()
+        compiled = triton_python_models.load("clip_image", kind, max_batch_size=batch)
+        load_s = time.perf_counter() - began
+    finally:
+        del os.environ["VIZSEARCH_TORCH_COMPILE"]
+    rounds, elapsed = timed(lambda: triton_python_models.run(compiled, "PIXELS", [pixels]), seconds)
+    cosine = (triton_python_models.run(compiled, "PIXELS", [pixels]) * triton_python_models.run(
+        eager, "PIXELS", [pixels])).sum(1).min()
+    rate = rounds * batch / elapsed
+    return {"compiled": compiled.tower.compiled, "batch": batch, "images_per_s": round(rate, 1),
+            "load_s": round(load_s, 1),
+            "share_of_matmul_rate": round(rate * gflop / 1e3 / matmul_tflops, 3),
+            "lowest_cosine_to_eager": round(float(cosine), 5)}
+
+
 def measure(model_dir: Path, device: str, seconds: float, batches: tuple[int, ...], jpeg_batch: int,
             distinct: int) -> dict:
     """Every figure above, as a dict; `distinct` JPEGs of each kind are generated and repeated to fill a batch."""
@@ -152,6 +176,8 @@ def measure(model_dir: Path, device: str, seconds: float, batches: tuple[int, ..
     gflop = vision_gflop_per_image(model_dir)
     results["model_only_best"] = {"batch": best, "images_per_s": model_only[best], "gflop_per_image": round(gflop, 2),
                                   "share_of_matmul_rate": round(model_only[best] * gflop / 1e3 / results["matmul_tflops"], 3)}
+    results["model_only_compiled"] = compiled_tower(kind, best, pixels[:best], image, seconds, gflop,
+                                                    results["matmul_tflops"])
 
     def fill(items: list) -> list:
         return (items * (jpeg_batch // len(items) + 1))[:jpeg_batch]
