@@ -10,6 +10,10 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # ONNX Runtime and the exporter serve CPU instances with VIZSEARCH_CPU_RUNTIME=onnx-int8.
 RUN pip install "torch==2.5.1" "torchvision==0.20.1" "transformers>=4.44,<6" "safetensors>=0.4" "tokenizers>=0.19" \
     "onnx>=1.17" "onnxscript>=0.5" "onnxruntime>=1.20"
+# torch.compile (VIZSEARCH_TORCH_COMPILE) builds its GPU kernels' launchers with a C
+# compiler and Python's headers, which the official image leaves out.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev python3-dev \
+    && rm -rf /var/lib/apt/lists/*
 COPY deploy/triton-models /opt/vizsearch/triton-models
 # The runtime the models share (model/triton_runtime.py), importable as `model`.
 COPY model /opt/vizsearch/model
