@@ -356,7 +356,9 @@ export function mount(main, app) {
 
   renderTerms();
   renderFilters();
-  loadDatasets().then(renderFilters);
+  // Only the dataset boxes change when the list arrives: redrawing every filter then would
+  // erase what the user typed in the meantime.
+  loadDatasets();
   run(false);
   termList.querySelector("input.text")?.focus();
 
