@@ -105,25 +105,33 @@ def jpeg_fidelity(jpeg_model, cpu_image, jpegs, regions) -> float:
     return lowest
 
 
+def share_of_matmul_rate(images_per_s: float, gflop: float, matmul_tflops: float) -> float:
+    return round(images_per_s * gflop / 1e3 / matmul_tflops, 3)
+
+
 def compiled_tower(kind: str, batch: int, pixels: np.ndarray, eager, seconds: float, gflop: float,
                    matmul_tflops: float) -> dict:
     """The image tower through torch.compile at one batch size: load time (compiling), rate, fidelity to eager."""
     import os
 
+    before = os.environ.get("VIZSEARCH_TORCH_COMPILE")
     os.environ["VIZSEARCH_TORCH_COMPILE"] = "true"
     try:
         began = time.perf_counter()
         compiled = triton_python_models.load("clip_image", kind, max_batch_size=batch)
         load_s = time.perf_counter() - began
     finally:
-        del os.environ["VIZSEARCH_TORCH_COMPILE"]
+        if before is None:
+            del os.environ["VIZSEARCH_TORCH_COMPILE"]
+        else:
+            os.environ["VIZSEARCH_TORCH_COMPILE"] = before
     rounds, elapsed = timed(lambda: triton_python_models.run(compiled, "PIXELS", [pixels]), seconds)
     cosine = (triton_python_models.run(compiled, "PIXELS", [pixels]) * triton_python_models.run(
         eager, "PIXELS", [pixels])).sum(1).min()
     rate = rounds * batch / elapsed
     return {"compiled": compiled.tower.compiled, "batch": batch, "images_per_s": round(rate, 1),
             "load_s": round(load_s, 1),
-            "share_of_matmul_rate": round(rate * gflop / 1e3 / matmul_tflops, 3),
+            "share_of_matmul_rate": share_of_matmul_rate(rate, gflop, matmul_tflops),
             "lowest_cosine_to_eager": round(float(cosine), 5)}
 
 
@@ -175,7 +183,8 @@ def measure(model_dir: Path, device: str, seconds: float, batches: tuple[int, ..
     results["model_only_images_per_s"] = model_only
     gflop = vision_gflop_per_image(model_dir)
     results["model_only_best"] = {"batch": best, "images_per_s": model_only[best], "gflop_per_image": round(gflop, 2),
-                                  "share_of_matmul_rate": round(model_only[best] * gflop / 1e3 / results["matmul_tflops"], 3)}
+                                  "share_of_matmul_rate": share_of_matmul_rate(model_only[best], gflop,
+                                                                               results["matmul_tflops"])}
     results["model_only_compiled"] = compiled_tower(kind, best, pixels[:best], image, seconds, gflop,
                                                     results["matmul_tflops"])
 
